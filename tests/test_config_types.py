@@ -95,3 +95,16 @@ def test_numpy_numbers_and_bools_are_taken_as_pythons():
     config = SimConfig(swap_space_gib=np.float32(2), stop_time=np.float64(5), chunked_prefill=np.False_)
     assert config.chunked_prefill is False and type(config.swap_space_gib) is float
     json.dumps(config.describe())
+
+
+def test_preemption_defaults_follow_the_semantics_as_the_cli_does():
+    """``SimConfig(semantics="vllm-v1")`` was refused (Python's default was swap, which vllm-v1 does not take), where
+    ``simulate --semantics vllm-v1`` picks recompute by itself; a stated swap is still refused."""
+    from ltrsched.sim import SimConfig
+    from ltrsched.sim.config import ConfigError
+
+    assert SimConfig().preemption == "swap"
+    assert SimConfig(semantics="vllm-v1").preemption == "recompute"
+    assert SimConfig(preemption="recompute").preemption == "recompute"
+    with pytest.raises(ConfigError, match="preempts by recompute"):
+        SimConfig(semantics="vllm-v1", preemption="swap")

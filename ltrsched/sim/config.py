@@ -111,7 +111,9 @@ class SimConfig:
             ``EngineConfig.watermark``). "paper" keeps ``int(watermark x num_gpu_blocks)`` blocks free for every
             admission; "vllm-v1" keeps ``int(watermark x (num_gpu_blocks + 1))`` (vLLM counts its null block), and
             only for an admission beside another request on the GPU (``BatchLimits.watermark_when_running``).
-        preemption: "swap" (KV to host memory over the host link) or "recompute" (drop KV, prefill again).
+        preemption: "swap" (KV to host memory over the host link) or "recompute" (drop KV, prefill again). None
+            (the default): "swap" under "paper" semantics, "recompute" under "vllm-v1" (the only one it takes), as the
+            CLI's ``--preemption`` defaults.
         swap_space_gib: host memory for swapped KV per GPU [GiB]; when full, preemption falls back to
             recompute (as vLLM does).
         chunked_prefill: split prompts across steps to fill the token budget.
@@ -139,7 +141,7 @@ class SimConfig:
     num_gpu_blocks: int | None = None
     gpu_memory_utilization: float = 0.9
     watermark: float | None = None
-    preemption: str = "swap"
+    preemption: str | None = None
     swap_space_gib: float = 4.0
     chunked_prefill: bool = True
     max_model_len: int | None = None
@@ -159,6 +161,8 @@ class SimConfig:
 
         if self.watermark is None:  # (vllm-v1 took the paper's 0.01: 1% of the blocks kept free, the engine none)
             object.__setattr__(self, "watermark", PAPER_WATERMARK if self.semantics != "vllm-v1" else 0.0)
+        if self.preemption is None:  # (SimConfig(semantics="vllm-v1") was refused: swap, which vllm-v1 does not take)
+            object.__setattr__(self, "preemption", "recompute" if self.semantics == "vllm-v1" else "swap")
 
         if not isinstance(self.profile, (str, os.PathLike)) and not callable(getattr(self.profile, "step_time", None)):
             # (None or a number failed at the run's start: "'NoneType' object has no attribute 'num_gpu_blocks'")
