@@ -693,8 +693,9 @@ def _check_distinct_members(models: list[Path]) -> None:
 @click.argument("labels", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for report.md, report.json and learning_curve.csv.")
-@click.option("--sizes", default="250,500,1000,2000,all", show_default=True,
-              help="Learning curve: training-set sizes (nested seeded subsets of the train prompts), 'all' = every one.")
+@click.option("--sizes", default=None,
+              help="Learning curve: training-set sizes (nested seeded subsets of the train prompts), 'all' = every one "
+                   "[default: those of 250,500,1000,2000 below the labels' train prompts, then all].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rankers and of the curve's subsets.")
 @click.option("--epochs", type=int, default=None, help="Epochs of every ranker (default: the default ranker's, 5).")
 @click.option("--probe", default=None,
@@ -713,7 +714,7 @@ def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
 
     check_out_dir(out, files=("report.md", "report.json", "learning_curve.csv"))  # before the training
     check_inputs_kept({"labels file": labels}, files=tuple(out / n for n in ("report.md", "report.json", "learning_curve.csv")))
-    size_list = parse_sizes(sizes)
+    size_list = None if sizes is None else parse_sizes(sizes)  # (None: default_sizes of the train prompts)
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
     if epochs is not None and epochs < 1:
