@@ -346,6 +346,8 @@ def test_a_second_signal_waits_until_the_kept_labels_are_written(tmp_path, monke
 
     monkeypatch.setattr(PartStore, "write", write_signalled)
     caught = []
+    # (a suite started in the background from a script, as CI may start it, inherits SIGINT ignored, which a run keeps)
+    before_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     before = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
     try:
         r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20", after_done=stop)
@@ -357,6 +359,7 @@ def test_a_second_signal_waits_until_the_kept_labels_are_written(tmp_path, monke
         assert caught == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGINT, before_int)
     assert not list(parts_dir(tmp_path / "l.parquet").glob(".*tmp*"))
     monkeypatch.setattr(PartStore, "write", write)
     r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20")
