@@ -296,6 +296,20 @@ def test_block_size_defaults_to_the_measured_profiles_engine(capsys, small_workl
                           "--block-size must be positive")
 
 
+def test_a_block_size_other_than_the_profiles_engine_is_noted(capsys, small_workload):
+    """``--block-size 16`` on a cpu-* profile (measured with 128-token blocks) ran without a word: the simulated KV
+    cache was not the measured engine's. One note line; none for the engine's own size, none without --block-size, none
+    for a profile whose engine's block size is not known."""
+    note = ("note: profile cpu-smollm2 was measured on an engine with 128-token KV blocks; with --block-size 16 the "
+            "simulation's KV cache differs from the engine's (leave --block-size out to use 128)")
+    for extra, noted in ((["-p", "cpu-smollm2", "--block-size", "16"], True),
+                         (["-p", "cpu-smollm2", "--block-size", "128"], False), (["-p", "cpu-smollm2"], False),
+                         (["--block-size", "32"], False)):
+        r = run_cli_fast(capsys, "simulate", "-w", str(small_workload), *extra)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert [line for line in r.stderr.splitlines() if "KV blocks" in line] == ([note] if noted else []), extra
+
+
 def test_an_error_naming_a_file_with_a_line_break_is_one_line(capsys, tmp_path):
     """A workload file named "bad<newline>name.csv" made its error two lines (the name as it is): the line break is
     written as its escape."""

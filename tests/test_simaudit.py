@@ -133,8 +133,8 @@ class _HeavyStepsFail(LinearProfile):
 def test_a_profile_object_timing_a_heavier_step_out_of_range_is_one_line(value):
     """NaN or infinite times left every request unfinished, a RuntimeError blaming the simulator ('simulation ended
     with unfinished requests'); negative or zero ones ran on (finish times of -0.952 s)."""
-    with pytest.raises(UserError, match=r"profile 'linear-test': a step of 110 prefill tokens and 0 decodes over 0 "
-                                        r"context tokens takes .* s \(swaps included\); a step must take a finite"):
+    with pytest.raises(UserError, match=r"profile 'linear-test': step 0, of 110 prefill tokens and 0 decodes over 0 "
+                                        r"context tokens, takes .* s \(swaps included\); a step must take a finite"):
         simulate(make_workload([100, 10], [5, 5]), make_policy("fcfs"), SimConfig(profile=_HeavyStepsFail(value)))
 
 

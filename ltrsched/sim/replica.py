@@ -15,6 +15,8 @@ path does the same arithmetic in the same order, so results do not depend on whi
 
 from __future__ import annotations
 
+import numbers
+import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -30,11 +32,12 @@ from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
 from ltrsched.policies.order_check import check_order
 from ltrsched.policies.recompute import recompute
 from ltrsched.policies.step_shape import StepShape, decode_shape, few_chunks_shape, split_step_shape
-from ltrsched.errors import UserError
+from ltrsched.errors import ArgumentTypeError, ArgumentValueError
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.live_set import MIN_LIVE_TO_SORT, drop_positions
 from ltrsched.sim.process_failure import guarded
 from ltrsched.sim.request_table import FINISHED, RequestTable
+from ltrsched.workloads.arrivals import MAX_ARRIVAL_TIME_S
 
 if TYPE_CHECKING:
     from ltrsched.sim.inbox import Inbox
@@ -47,7 +50,6 @@ _NONE = np.zeros(0, dtype=np.intp)  # no positions
 # 0-d array operands: numpy converts a Python scalar operand on every call (~0.25 us of a ~0.6 us operation on
 # a few hundred values); an array operand of the same value and dtype gives the same result without that
 _ONE = np.array(1, dtype=np.int64)
-_INF = float("inf")
 
 
 @dataclass
@@ -124,16 +126,53 @@ def _step_arrays(t: RequestTable) -> tuple[np.ndarray, ...]:
             t.last_token_time, t.max_token_gap, t.last_run_step, t.max_idle_steps)
 
 
-def _step_time_message(step_time: Callable[[StepShape], float], shape: StepShape, dt: float) -> str:
-    """The one-line error for a step whose time ``dt`` [s] is not a finite time of at least :data:`MIN_STEP_S`: a
-    profile object's (the Python API's; profile files are checked in full on load) for a heavier step than the
-    one-token decode checked before the run. It ran on with NaN or infinite times (every request left unfinished:
-    "simulation ended with unfinished requests") or with negative ones (latencies below zero)."""
+#: The longest step [s] a profile may give: the arrival-time horizon (1e8 s, about 3 years;
+#: :data:`ltrsched.workloads.arrivals.MAX_ARRIVAL_TIME_S`). A profile object that gave 1e308 s for a step partway
+#: through a run pushed the clock past float64's range: the run ended with "simulation ended with unfinished requests".
+MAX_STEP_S = MAX_ARRIVAL_TIME_S
+
+
+def _profile_name(step_time: Callable[[StepShape], float]) -> str:
+    """How a one-line error names the profile object whose ``step_time`` it is (its ``name``, else its class)."""
     owner = getattr(step_time, "__self__", None)
-    name = getattr(owner, "name", type(owner).__name__ if owner is not None else "the step-time function")
-    return (f"profile {name!r}: a step of {shape.num_prefill_tokens} prefill tokens and {shape.num_decode_seqs} "
-            f"decodes over {shape.decode_context_tokens} context tokens takes {dt:.3g} s (swaps included); a step "
-            f"must take a finite time of at least {MIN_STEP_S:g} s")
+    return str(getattr(owner, "name", type(owner).__name__ if owner is not None else "the step-time function"))
+
+
+def _shape_text(shape: StepShape) -> str:
+    return (f"{shape.num_prefill_tokens} prefill tokens and {shape.num_decode_seqs} decodes over "
+            f"{shape.decode_context_tokens} context tokens")
+
+
+def _step_time_message(step_time: Callable[[StepShape], float], shape: StepShape, dt: float, step: int) -> str:
+    """The one-line error for step ``step`` (0-based) whose time ``dt`` [s] is not a finite time in
+    [:data:`MIN_STEP_S`, :data:`MAX_STEP_S`): a profile object's (the Python API's; profile files are checked in full
+    on load) for a heavier step than the one-token decode checked before the run. It ran on with NaN or infinite times
+    (every request left unfinished: "simulation ended with unfinished requests") or with negative ones (latencies below
+    zero)."""
+    return (f"profile {_profile_name(step_time)!r}: step {step}, of {_shape_text(shape)}, takes {dt:.3g} s (swaps "
+            f"included); a step must take a finite time of at least {MIN_STEP_S:g} s and below {MAX_STEP_S:.0e} s "
+            f"(the simulator's time horizon)")
+
+
+def _checked_step_value(step_time: Callable[[StepShape], float], shape: StepShape, dt, step: int):
+    """``dt`` if it is a real number (not a bool), else :class:`ArgumentTypeError` naming the profile object, the step
+    and the value (a string, None, a numpy array or a Decimal escaped as a raw TypeError from the step's arithmetic)."""
+    if isinstance(dt, bool) or not isinstance(dt, numbers.Real):
+        raise ArgumentTypeError(f"profile {_profile_name(step_time)!r}: step_time gave {type(dt).__name__} {dt!r:.60} "
+                                f"at step {step}, of {_shape_text(shape)}; it must give a time in seconds (a number)")
+    return dt
+
+
+def _step_time_raised(step_time: Callable[[StepShape], float], shape: StepShape, step: int,
+                      exc: Exception) -> ArgumentValueError:
+    """The one-line error for an exception raised inside a profile object's ``step_time`` (user code, like a plugin
+    policy's): the exception, the innermost frame it passed through (file:line, in function) and the step."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({frames[-1].filename}:{frames[-1].lineno}, in {frames[-1].name})" if len(frames) > 1 else ""
+    what = (str(exc).strip().splitlines() or [""])[0]
+    return ArgumentValueError(f"profile {_profile_name(step_time)!r}: step_time raised {type(exc).__name__}"
+                              f"{': ' + what if what else ''}{where} at step {step}, of {_shape_text(shape)}; "
+                              f"fix the profile object")
 
 
 class Replica:
@@ -180,6 +219,8 @@ class Replica:
         self.policy = policy
         self.limits = limits
         self.step_time = step_time
+        # a built-in profile's step_time raising is a bug of ours: its traceback is kept
+        self._own_profile = type(getattr(step_time, "__self__", None)).__module__.startswith("ltrsched.")
         self.swap_seconds_per_block = swap_seconds_per_block
         self.host_blocks = host_blocks
         self.swap = preemption == "swap"
@@ -375,9 +416,17 @@ class Replica:
                     shape = odd.shape(k, b_computed)
                 else:
                     shape = split_step_shape(take, b_computed, b_pending)  # several prompt chunks
-            dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
-            if not MIN_STEP_S <= dt < _INF:  # (NaN too) a profile object's time for a shape beyond its lightest step
-                raise UserError(_step_time_message(self.step_time, shape, dt))
+            try:
+                dt = self.step_time(shape)
+            except Exception as exc:  # (a profile object's own code: one line, the exception chained)
+                if self._own_profile:
+                    raise
+                raise _step_time_raised(self.step_time, shape, self.steps, exc) from exc
+            if type(dt) is not float:  # (a profile object's: a string, None, an array gave a raw TypeError)
+                dt = _checked_step_value(self.step_time, shape, dt, self.steps)
+            dt = dt + swap_blocks * self.swap_seconds_per_block
+            if not MIN_STEP_S <= dt < MAX_STEP_S:  # (NaN too) a profile object's time for a shape beyond its lightest
+                raise ArgumentValueError(_step_time_message(self.step_time, shape, dt, self.steps))
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
             # the step's duration as the clock measured it, for the members' run times and the policy's on_step: the
