@@ -544,16 +544,14 @@ RECORD_ARRIVALS = {  # case -> (the key, each record's time)
 }
 
 
-@pytest.mark.parametrize("kind", ["json", "jsonl"])
-@pytest.mark.parametrize("case", list(RECORD_ARRIVALS))
-def test_a_conversation_records_arrival_that_is_no_time_is_a_request_lines_line(capsys, tmp_path, case, kind):
-    key, times = RECORD_ARRIVALS[case]
+def _refused_as_lines_and_records(capsys, tmp_path, kind: str, times: list[dict]) -> dict[str, str]:
+    """``simulate``'s one-line refusals (the file shown as ``FILE``) of a ``.jsonl`` of request lines and of a
+    ``kind`` file of conversation records (ids ``c0``, ``c1``, ...), each line or record given its ``times`` keys."""
     prompts = [f"Write a short poem about the number {i} and the sea" for i in range(len(times))]
     lines = tmp_path / "requests.jsonl"
-    lines.write_text("".join(json.dumps({"prompt": p, "output_tokens": 5, key: t}) + "\n"
-                             for p, t in zip(prompts, times)))
-    records = [{"id": f"c{i}", "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": p}],
-                key: t} for i, (p, t) in enumerate(zip(prompts, times))]
+    lines.write_text("".join(json.dumps({"prompt": p, "output_tokens": 5, **t}) + "\n" for p, t in zip(prompts, times)))
+    records = [{"id": f"c{i}", "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": p}], **t}
+               for i, (p, t) in enumerate(zip(prompts, times))]
     path = tmp_path / f"c.{kind}"
     path.write_text(json.dumps(records) if kind == "json" else "".join(json.dumps(r) + "\n" for r in records))
     refused = {}
@@ -561,6 +559,14 @@ def test_a_conversation_records_arrival_that_is_no_time_is_a_request_lines_line(
         r = run_cli_fast(capsys, "simulate", "-w", str(file), "--no-progress", "-o", str(tmp_path / name))
         assert_one_line_error(r, str(file))
         refused[name] = r.stderr.strip().replace(str(file), "FILE")
+    return refused
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+@pytest.mark.parametrize("case", list(RECORD_ARRIVALS))
+def test_a_conversation_records_arrival_that_is_no_time_is_a_request_lines_line(capsys, tmp_path, case, kind):
+    key, times = RECORD_ARRIVALS[case]
+    refused = _refused_as_lines_and_records(capsys, tmp_path, kind, [{key: t} for t in times])
     assert re.search(r"\brecord \d+ \(id 'c\d'\)", refused["record"]), refused
     assert re.sub(r"\brecord (\d+) \(id 'c\d'\)", r"line \1", refused["record"]) == refused["line"], refused
 
@@ -606,18 +612,7 @@ RECORD_LINE_TIMES = {  # case -> (each record's or line's time keys, the line's 
 @pytest.mark.parametrize("case", list(RECORD_LINE_TIMES))
 def test_a_conversation_records_arrival_keys_are_refused_in_a_request_lines_words(capsys, tmp_path, case, kind):
     times, says = RECORD_LINE_TIMES[case]
-    prompts = [f"Write a short poem about the number {i} and the sea" for i in range(len(times))]
-    lines = tmp_path / "requests.jsonl"
-    lines.write_text("".join(json.dumps({"prompt": p, "output_tokens": 5, **t}) + "\n" for p, t in zip(prompts, times)))
-    records = [{"id": f"c{i}", "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": p}], **t}
-               for i, (p, t) in enumerate(zip(prompts, times))]
-    path = tmp_path / f"c.{kind}"
-    path.write_text(json.dumps(records) if kind == "json" else "".join(json.dumps(r) + "\n" for r in records))
-    refused = {}
-    for name, file in (("line", lines), ("record", path)):
-        r = run_cli_fast(capsys, "simulate", "-w", str(file), "--no-progress", "-o", str(tmp_path / name))
-        assert_one_line_error(r, str(file))
-        refused[name] = r.stderr.strip().replace(str(file), "FILE")
+    refused = _refused_as_lines_and_records(capsys, tmp_path, kind, times)
     assert refused["line"].startswith(f"error: {says}"), refused
     assert re.search(r"\brecord \d+ \(id 'c\d'\)", refused["record"]), refused
     assert _as_lines(refused["record"]) == refused["line"], refused
