@@ -476,10 +476,13 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     except UserError as exc:  # (e.g. "asked for 10 requests but the eval split has only 4000": which file asked)
         raise UserError(f"{sweep_file}: {exc}") from None
     _note_duration_cut(specs, sweep_file)
+    _note_block_sizes(specs)
     for spec in {(s.workload, s.num_requests, s.seed, s.arrival, s.rate): s for s in specs}.values():
         if spec.arrival == "replay" and spec.rate is None and spec.num_requests is not None:
             _note_thinned_replay(spec, sweep_file)
-    with open_backend(backend, jobs, address) as runner:
+    from ltrsched.labelling.stopping import SignalStops
+
+    with SignalStops(), open_backend(backend, jobs, address) as runner:  # (kill: "aborted", exit 143, as Ctrl-C's)
         stats = run_all(specs, out, progress=True, desc="sweep", backend=runner)  # (a line every 10 s off a terminal)
     rows = []
     for s in specs:
@@ -533,6 +536,18 @@ def _note_duration_cut(specs, sweep_file) -> None:
                              "raise duration or the rates to run more, or leave duration out to run them all")
     if note:  # (naming the sweep file: on one line, as paths are shown)
         print(one_line(note), file=sys.stderr)
+
+
+def _note_block_sizes(specs) -> None:
+    """``simulate``'s note (:func:`ltrsched.sim.commands.block_size_note`, on stderr, held to the end) that the sweep
+    file's ``block_size`` [tokens per KV block] differs from the one a profile's engine used, once per distinct
+    (profile, block size) pair: a sweep of the cpu-* profiles with ``block_size = 16`` said nothing."""
+    from ltrsched.sim.commands import block_size_note
+
+    for profile, size in dict.fromkeys((s.profile, s.block_size) for s in specs):
+        note = block_size_note(profile, size)
+        if note is not None:
+            print(one_line(note), file=sys.stderr)
 
 
 def _note_thinned_replay(spec, sweep_file) -> None:
@@ -780,8 +795,10 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     check_runs([spec for t in templates for spec in specs_at(t, round_rate(start_rate), seeds)])
     from ltrsched.progress import progress_bar
 
+    from ltrsched.labelling.stopping import SignalStops
+
     t0 = time.perf_counter()
-    with open_backend(backend, jobs, address) as runner:
+    with SignalStops(), open_backend(backend, jobs, address) as runner:  # (kill: "aborted", exit 143, as Ctrl-C's)
         _prepare_predictors(templates)
         # (each round adds its runs to the total: tqdm's bar on a terminal, else a line about every 10 s)
         with progress_bar(0, "capacity", "runs", "done", unit="run") as bar:

@@ -527,7 +527,24 @@ class ProcessBackend(Backend):
             _run_here(pending, out, stats, bar, thrash_ok)
         else:
             self._note_oversubscribed(min(self.jobs, len(pending)), bar)
-            _run_pool(self._executor(), pending, out, stats, bar, self._exit_lines, thrash_ok)
+            try:
+                _run_pool(self._executor(), pending, out, stats, bar, self._exit_lines, thrash_ok)
+            except KeyboardInterrupt as exc:
+                if exc.args and exc.args[0] != "SIGINT":
+                    self._stop_workers()
+                raise
+
+    def _stop_workers(self) -> None:
+        """End the pool's workers (SIGTERM) and its queued runs: a signal that reached this process alone (``kill``'s
+        SIGTERM, a batch system's time limit, :mod:`ltrsched.labelling.stopping`) stopped it, where Ctrl-C's SIGINT
+        reaches the workers too; :meth:`close` then waited for each worker's run under way to finish. Finished runs
+        are on disk (each written atomically); those under way are lost, as with Ctrl-C."""
+        pool = self._pool
+        if pool is None:
+            return
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # (no public way to end them)
+            with contextlib.suppress(OSError, ValueError):
+                process.terminate()
 
     _noted = False
 
