@@ -480,7 +480,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     for spec in {(s.workload, s.num_requests, s.seed, s.arrival, s.rate): s for s in specs}.values():
         if spec.arrival == "replay" and spec.rate is None and spec.num_requests is not None:
             _note_thinned_replay(spec, sweep_file)
-    from ltrsched.labelling.stopping import SignalStops
+    from ltrsched.signal_stops import SignalStops
 
     with SignalStops(), open_backend(backend, jobs, address) as runner:  # (kill: "aborted", exit 143, as Ctrl-C's)
         stats = run_all(specs, out, progress=True, desc="sweep", backend=runner)  # (a line every 10 s off a terminal)
@@ -795,7 +795,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     check_runs([spec for t in templates for spec in specs_at(t, round_rate(start_rate), seeds)])
     from ltrsched.progress import progress_bar
 
-    from ltrsched.labelling.stopping import SignalStops
+    from ltrsched.signal_stops import SignalStops
 
     t0 = time.perf_counter()
     with SignalStops(), open_backend(backend, jobs, address) as runner:  # (kill: "aborted", exit 143, as Ctrl-C's)

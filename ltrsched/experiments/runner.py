@@ -536,7 +536,7 @@ class ProcessBackend(Backend):
 
     def _stop_workers(self) -> None:
         """End the pool's workers (SIGTERM) and its queued runs: a signal that reached this process alone (``kill``'s
-        SIGTERM, a batch system's time limit, :mod:`ltrsched.labelling.stopping`) stopped it, where Ctrl-C's SIGINT
+        SIGTERM, a batch system's time limit, :mod:`ltrsched.signal_stops`) stopped it, where Ctrl-C's SIGINT
         reaches the workers too; :meth:`close` then waited for each worker's run under way to finish. Finished runs
         are on disk (each written atomically); those under way are lost, as with Ctrl-C."""
         pool = self._pool

@@ -19,7 +19,7 @@ from ltrsched.errors import UserError
 from ltrsched.names import shown_path
 from ltrsched.labelling.jobs import LabelJob
 from ltrsched.labelling.settings import LabelSettings, Sampling
-from ltrsched.labelling.stopping import SignalStops
+from ltrsched.signal_stops import SignalStops
 from ltrsched.workloads.labels import MAIN_RUN, SYSTEM_COLUMN, TEXT_COLUMN, labels_file_schema, prompt_digest
 
 #: The engine's defaults for labelling: a batch of 64 and 2 GiB of KV (64 requests of ~700 tokens).
@@ -103,7 +103,7 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
 
 
 def _stopped_note(labelled: int, served: int, held: int, parts: Path) -> str:
-    """The line a run stopped by Ctrl-C (or SIGTERM, SIGHUP: :mod:`ltrsched.labelling.stopping`) prints: what it
+    """The line a run stopped by Ctrl-C (or SIGTERM, SIGHUP: :mod:`ltrsched.signal_stops`) prints: what it
     labelled (kept: written to ``parts`` as it stopped), what earlier runs had, and that the same command resumes with
     the rest of the ``served`` prompts it was to label."""
     return (f"note: label stopped: {labelled} of the {served} prompt(s) this run was to label are labelled and kept in "

@@ -1,8 +1,9 @@
-"""How ``ltrsched label`` stops on a signal while the engine serves: Ctrl-C (SIGINT), ``kill`` or a batch system's time
-limit (SIGTERM) and a closed terminal or a dropped ssh session (SIGHUP) each stop the run, whose finished labels are
-then written (``labelling.run``); a further signal while they are written waits until they are on disk.
+"""How a long command stops on a signal: Ctrl-C (SIGINT), ``kill`` or a batch system's time limit (SIGTERM) and a
+closed terminal or a dropped ssh session (SIGHUP) each stop it as Ctrl-C does. ``ltrsched label`` then writes its
+finished labels (``labelling.run``; a further signal while they are written waits until they are on disk);
+``sweep`` and ``capacity`` keep their finished runs (``experiments.commands``).
 
-The CLI exits 128 + the number of the signal that stopped the run (130, 143, 129): the stop is a
+The CLI exits 128 + the number of the signal that stopped the command (130, 143, 129): the stop is a
 ``KeyboardInterrupt`` whose argument names it (``KeyboardInterrupt("SIGHUP")``).
 """
 
@@ -14,7 +15,7 @@ import sys
 import threading
 from typing import Iterator
 
-#: The signals that stop a labelling run as Ctrl-C does (SIGHUP where the platform has it). SIGHUP's default action
+#: The signals that stop a command as Ctrl-C does (SIGHUP where the platform has it). SIGHUP's default action
 #: ended the process at once: up to ``--chunk`` - 1 finished labels per chunk in flight were lost.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
