@@ -101,8 +101,8 @@ def test_sweep_names_its_key(capsys, tmp_path, name, content):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(max_num_seqs=0), "max_num_seqs must be positive, got 0"),
-    (dict(semantics="vllm-v1"), "semantics='vllm-v1' models vLLM V1, which preempts by recompute, not "
-                                "preemption='swap': set preemption='recompute'"),
+    (dict(semantics="vllm-v1", preemption="swap"), "semantics='vllm-v1' models vLLM V1, which preempts by recompute, "
+                                                   "not preemption='swap': set preemption='recompute'"),
     (dict(max_resident_seqs=3, max_num_seqs=4), "max_resident_seqs (3) must be >= max_num_seqs (4)"),
     (dict(preemption="drop"), "preemption must be one of swap, recompute, got 'drop'"),
     (dict(swap_space_gib=-1.0), "swap_space_gib must be >= 0, got -1.0"),
@@ -183,7 +183,7 @@ def test_a_sweep_files_naming_quotes_its_keys_and_writes_settings_as_the_file_do
     from ltrsched.sim.config import key_naming
 
     with pytest.raises(ConfigError) as info:
-        SimConfig(semantics="vllm-v1", max_num_seqs=4)
+        SimConfig(semantics="vllm-v1", preemption="swap", max_num_seqs=4)
     assert info.value.render(key_naming(SWEEP_KEYS)) == (
         'semantics = "vllm-v1" models vLLM V1, which preempts by recompute, not preemption = "swap": set '
         'preemption = "recompute"')

@@ -286,7 +286,7 @@ def test_bad_files_name_file_and_key(tmp_path, label, mutate, needle):
 def test_a_measured_profile_whose_engine_block_size_is_no_block_size_is_refused(tmp_path, capsys, size):
     """provenance.engine.block_size sets runs' default --block-size: a string, 0 or true there was ignored (16-token
     blocks, where the engine measured had 128), 10**9 gave a message naming neither file nor key."""
-    from tests.cli_helpers import run_cli_fast
+    from cli_helpers import run_cli_fast
 
     d = profile_to_dict(load_profile("cpu-smollm2"))
     d["provenance"]["engine"]["block_size"] = size
@@ -330,7 +330,7 @@ def test_editing_a_profiles_dict_leaves_the_profile_as_it_was():
 def test_a_profile_whose_memory_holds_no_kv_cache_names_file_and_keys(tmp_path, capsys):
     """activation_reserve_bytes edited to fill the GPU: simulate's line named the profile's name ('cpu-smollm2',
     which the edited copy keeps), not the file or a key."""
-    from tests.cli_helpers import run_cli_fast
+    from cli_helpers import run_cli_fast
 
     d = profile_to_dict(load_profile("cpu-smollm2"))
     d["activation_reserve_bytes"] = d["gpu_memory_bytes"] - 1
