@@ -320,3 +320,13 @@ def test_a_lone_replica_beside_a_cluster_run_is_labelled_without_a_router(tmp_pa
     copy_run(one_run, tmp_path / "sweep" / "runs" / "b", replicas=2, router="round-robin")
     ((_, lines),) = group_for_plot(load_runs([tmp_path / "sweep"]))
     assert [label for label, _ in lines] == ["FCFS x1", "FCFS x2 router round-robin"]
+
+
+def test_a_long_title_with_a_control_character_is_shown_cut_in_one_short_line(capsys, tmp_path, one_run):
+    """The error echoed the whole title (3,010 characters: a line of 3,200); it shows its escaped start and end, its
+    length and where the control character is."""
+    title = "load " * 300 + "\x1b[31m" + "x" * 1500 + "\u202e end"
+    r = run_cli_fast(capsys, "plot", "cdf", one_run, "--title", title, "-o", tmp_path / "c.png")
+    assert_one_line_error(r, "error: --title 'load load load load load load load load...xxxxxxxxx\\u202e end' "
+                             f"({len(title):,} characters): '\\x1b' (character 1,501) is a control character")
+    assert len(r.stderr.strip()) < 300 and "\u202e" not in r.stderr and not (tmp_path / "c.png").exists()

@@ -449,3 +449,18 @@ def test_profiles_refuses_a_block_size_no_kv_block_fits_like_simulate(capsys):
     r = run_cli_fast(capsys, "profiles", "a100-llama3-8b", "--block-size", str(2**63))
     assert_one_line_error(r, "a100-llama3-8b", "no GPU memory for one KV block", "--block-size")
     assert run_cli_fast(capsys, "profiles", "a100-llama3-8b").returncode == 0
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--block-size", "0", "--block-size must be positive, got 0"),
+    ("--block-size", "-3", "--block-size must be positive, got -3"),
+    ("--gpu-memory-utilization", "0", "--gpu-memory-utilization must be in (0, 1], got 0.0"),
+    ("--gpu-memory-utilization", "nan", "--gpu-memory-utilization must be in (0, 1], got nan"),
+])
+def test_profiles_names_a_refused_option_as_given_like_simulate(capsys, option, value, message):
+    """``profiles --block-size 0`` said "block_size must be a positive integer" (the KV sizing's field name), where
+    ``simulate`` names ``--block-size``; so did ``--gpu-memory-utilization 0``."""
+    from cli_helpers import assert_one_line_error, run_cli_fast
+    r = run_cli_fast(capsys, "profiles", "a100-llama3-8b", option, value)
+    assert_one_line_error(r, message)
+    assert "block_size" not in r.stderr and "gpu_memory_utilization" not in r.stderr

@@ -541,11 +541,14 @@ def _note_duration_cut(specs, sweep_file) -> None:
 def _note_block_sizes(specs) -> None:
     """``simulate``'s note (:func:`ltrsched.sim.commands.block_size_note`, on stderr, held to the end) that the sweep
     file's ``block_size`` [tokens per KV block] differs from the one a profile's engine used, once per distinct
-    (profile, block size) pair: a sweep of the cpu-* profiles with ``block_size = 16`` said nothing."""
+    (profile, block size) pair: a sweep of the cpu-* profiles with ``block_size = 16`` said nothing. It names the
+    file's key (``block_size = 16``), not ``simulate``'s ``--block-size``."""
     from ltrsched.sim.commands import block_size_note
+    from ltrsched.sim.config import key_naming
 
+    naming = key_naming(SWEEP_KEYS)
     for profile, size in dict.fromkeys((s.profile, s.block_size) for s in specs):
-        note = block_size_note(profile, size)
+        note = block_size_note(profile, size, naming)
         if note is not None:
             print(one_line(note), file=sys.stderr)
 

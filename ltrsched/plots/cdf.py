@@ -49,6 +49,21 @@ MAX_TITLE_LINES = 3
 MAX_TITLE_CHARS = 70
 
 
+#: Longest title an error shows whole [characters, once escaped]; a longer one is cut to its start and end.
+MAX_SHOWN_TITLE = 60
+
+
+def shown_title(title: str) -> str:
+    """``title`` as an error line shows it: escaped (``repr``: a control character, line break, lone surrogate or
+    bidirectional-text control as its escape) and, beyond :data:`MAX_SHOWN_TITLE` characters, cut to its start and
+    end as :func:`ltrsched.cli.cut_long_words` cuts a long word, with its length. A title of thousands of characters
+    holding a tab was echoed whole, its error a line as long."""
+    text = repr(title)
+    if len(text) <= MAX_SHOWN_TITLE:
+        return text
+    return f"{text[:40]}...{text[-20:]} ({len(title):,} characters)"
+
+
 def check_title(title: str, option: str = "--title") -> str:
     """Raise :class:`UserError` if matplotlib would fail to typeset ``title`` (text between two ``$`` is
     math, e.g. ``$\\lambda$``; an unknown command there ended in a traceback after the runs were read), or if it holds
@@ -60,10 +75,13 @@ def check_title(title: str, option: str = "--title") -> str:
     from matplotlib import cbook
     from matplotlib.mathtext import MathTextParser
 
-    control = next((c for c in title if c != "\n" and unicodedata.category(c) == "Cc"), None)
-    if control is not None:
-        raise UserError(f"{option} {title!r}: {control!r} is a control character, which no font draws (an empty box "
-                        "in the figure); give printable text (a line break, \\n, starts a second line)")
+    at = next((i for i, c in enumerate(title) if c != "\n" and unicodedata.category(c) == "Cc"), None)
+    if at is not None:
+        shown = shown_title(title)
+        where = f" (character {at + 1:,})" if shown != repr(title) else ""  # (where a cut title hides it)
+        raise UserError(f"{option} {shown}: {title[at]!r}{where} is a control character, which no font "
+                        "draws (an empty box in the figure); give printable text (a line break, \\n, starts a second "
+                        "line)")
 
     lines = title.split("\n")
     if len(lines) > MAX_TITLE_LINES:  # (drawn down over the panels, "Tight layout not applied")

@@ -162,10 +162,13 @@ def check_arrival_options(arrival, rate, cv, duration) -> None:
         raise UserError(f"--cv {cv:g} applies only to --arrival gamma, not --arrival {arrival}")
 
 
-def block_size_note(profile, block_size: int | None) -> str | None:
-    """The note that a ``--block-size`` the user gave [tokens] differs from the KV block size the profile's engine used
+def block_size_note(profile, block_size: int | None, naming) -> str | None:
+    """The note that a block size the user gave [tokens] differs from the KV block size the profile's engine used
     (``provenance.engine.block_size``: 128 for the cpu-* profiles), so the simulated KV cache is not the measured
-    engine's; None without a given block size, for the engine's own, or for a profile whose engine's is not known."""
+    engine's; None without a given block size, for the engine's own, or for a profile whose engine's is not known.
+    ``naming`` (a :class:`~ltrsched.sim.config.Naming`) names the setting as its user gave it: ``--block-size 16``
+    for ``simulate``, ``block_size = 16`` in a sweep file (whose note said ``--block-size``, an option a sweep has
+    not)."""
     from ltrsched.sim.profiles import engine_block_size
 
     if block_size is None:
@@ -173,9 +176,9 @@ def block_size_note(profile, block_size: int | None) -> str | None:
     engine = engine_block_size(profile)
     if engine is None or engine == block_size:
         return None
-    return (f"note: profile {profile} was measured on an engine with {engine}-token KV blocks; with --block-size "
-            f"{block_size} the simulation's KV cache differs from the engine's (leave --block-size out to use "
-            f"{engine})")
+    return (f"note: profile {profile} was measured on an engine with {engine}-token KV blocks; with "
+            f"{naming.setting('block_size', block_size)} the simulation's KV cache differs from the engine's "
+            f"(leave {naming.name('block_size')} out to use {engine})")
 
 
 def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization,
@@ -291,7 +294,7 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     kv_capacity_blocks(config, fix="use a smaller --block-size or a larger --gpu-memory-utilization, or set "
                                    "--num-gpu-blocks", naming=naming)
     notes: list[str] = []
-    blocks = block_size_note(profile, block_size)
+    blocks = block_size_note(profile, block_size, naming)
     if blocks is not None:
         notes.append(blocks)
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes)

@@ -67,6 +67,13 @@ def _rows(profiles: list[StepTimeProfile], block_size: int, util: float, steps: 
 def profiles(profiles: tuple[str, ...], steps: bool, block_size: int, gpu_memory_utilization: float) -> None:
     """List step-time profiles (built-in, or the given names / profile JSON files): GPU, model,
     tensor parallelism, KV capacity per GPU and description."""
+    from ltrsched.policies.limit_rules import memory_fraction, not_positive, option_name
+
+    # (named as given: the KV sizing's own check said "block_size must be a positive integer")
+    reason = (not_positive("block_size", block_size, option_name)
+              or memory_fraction(gpu_memory_utilization, option_name))
+    if reason is not None:
+        raise UserError(reason)
     names = list(profiles) or list(builtin_profiles())
     loaded = [load_profile(n) for n in names]
     rows = _rows(loaded, block_size, gpu_memory_utilization, steps)
