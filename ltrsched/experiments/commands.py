@@ -797,7 +797,6 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     # after the runs of the templates sorted ahead of it; the rounds after it change only the rate)
     check_runs([spec for t in templates for spec in specs_at(t, round_rate(start_rate), seeds)])
     from ltrsched.progress import progress_bar
-
     from ltrsched.signal_stops import SignalStops
 
     t0 = time.perf_counter()
