@@ -17,8 +17,9 @@ from ltrsched.notices import work_starts
 from ltrsched.outputs import OutFile
 from ltrsched.sim.commands import build_workload, duration_note, workload_options
 from ltrsched.command_line import RecordedCommand, command_line
-from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_workload_for_engine,
-                                        emulated_config, engine_config, engine_options, start_engine)
+from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_policy_stops_at_eos,
+                                        check_workload_for_engine, emulated_config, engine_config, engine_options,
+                                        start_engine)
 
 
 @click.command(cls=RecordedCommand)
@@ -51,7 +52,9 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     check_needs(pol, wl.has_column, f"workload {wl.name!r}")  # before the engine starts (minutes on a GPU)
     check_workload_for_engine(wl, engine["prompts"])
     if engine["emulate_profile"] is None:  # (requests too long for the model: refused once the engine had started)
-        check_context_before_start(wl, engine_config(**engine), pol.extra_output_tokens, f"policy {pol.name}")
+        config = engine_config(**engine)
+        check_policy_stops_at_eos(config, pol)  # (a policy adding output tokens with --eos model: likewise)
+        check_context_before_start(wl, config, pol.extra_output_tokens, f"policy {pol.name}")
     work_starts()
     with start_engine(**engine) as eng:
         result = eng.run(wl, pol, progress=True)  # (a bar on a terminal, else a line about every 10 s)
@@ -247,6 +250,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     check_distinct_policies(specs, "--policies")  # (two spellings of one policy: its engine runs twice)
     check_workload_for_engine(first, engine["prompts"])
     config = engine_config(**engine)  # bad engine options and the platform, before anything runs
+    for s in specs:  # (a policy adding output tokens with --eos model: refused once the real engine had started)
+        check_policy_stops_at_eos(config, make_policy(s))
     sim_profile = _default_profile(config, engine["emulate_profile"]) if sim_profile is None else sim_profile
     cases = [(arrival, rate)]
     if rates:
