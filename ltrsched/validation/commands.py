@@ -100,7 +100,7 @@ def profile(name, out, quick, repeats, runs, **engine):
     """
     from ltrsched.outputs import check_inputs_kept, check_out_file
     from ltrsched.sim.profiles.io import save_profile
-    from ltrsched.validation.probe_runs import MAX_RUNS, measure_probe_runs, pooled_steps
+    from ltrsched.validation.probe_runs import check_probe_arguments, measure_probe_runs, pooled_steps
     from ltrsched.validation.profiling import fit_steps, fitted_profile
     from ltrsched.validation.step_time_ratio import step_time_ratio
 
@@ -112,10 +112,7 @@ def profile(name, out, quick, repeats, runs, **engine):
     from ltrsched.output_owner import check_profile_out
 
     check_profile_out(out)  # (a run's summary.json, a validation's manifest: written over after the probes)
-    if repeats is not None and not 1 <= repeats <= 100:
-        raise UserError(f"--repeats must be in [1, 100], got {repeats}")
-    if not 1 <= runs <= MAX_RUNS:
-        raise UserError(f"--runs must be in [1, {MAX_RUNS}] (engine starts), got {runs}")
+    check_probe_arguments(repeats, runs)  # (typed as from Python: measure_probe_runs checks them too)
     if name is not None and not name.strip():  # (it wrote a profile named "", which reports then name by nothing)
         raise UserError(f"--name must name the profile, got {name!r} (leave it out for <device>-<model>)")
     if name is not None:  # (a line break in it split the report's tables and lines)
