@@ -17,8 +17,9 @@ from ltrsched.notices import work_starts
 from ltrsched.outputs import OutFile
 from ltrsched.sim.commands import build_workload, duration_note, workload_options
 from ltrsched.command_line import RecordedCommand, command_line
-from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_workload_for_engine,
-                                        emulated_config, engine_config, engine_options, start_engine)
+from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_policy_stops_at_eos,
+                                        check_workload_for_engine, emulated_config, engine_config, engine_options,
+                                        start_engine)
 
 
 @click.command(cls=RecordedCommand)
@@ -51,7 +52,9 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     check_needs(pol, wl.has_column, f"workload {wl.name!r}")  # before the engine starts (minutes on a GPU)
     check_workload_for_engine(wl, engine["prompts"])
     if engine["emulate_profile"] is None:  # (requests too long for the model: refused once the engine had started)
-        check_context_before_start(wl, engine_config(**engine), pol.extra_output_tokens, f"policy {pol.name}")
+        config = engine_config(**engine)
+        check_policy_stops_at_eos(config, pol)  # (a policy adding output tokens with --eos model: likewise)
+        check_context_before_start(wl, config, pol.extra_output_tokens, f"policy {pol.name}")
     work_starts()
     with start_engine(**engine) as eng:
         result = eng.run(wl, pol, progress=True)  # (a bar on a terminal, else a line about every 10 s)
@@ -97,7 +100,7 @@ def profile(name, out, quick, repeats, runs, **engine):
     """
     from ltrsched.outputs import check_inputs_kept, check_out_file
     from ltrsched.sim.profiles.io import save_profile
-    from ltrsched.validation.probe_runs import MAX_RUNS, measure_probe_runs, pooled_steps
+    from ltrsched.validation.probe_runs import check_probe_arguments, measure_probe_runs, pooled_steps
     from ltrsched.validation.profiling import fit_steps, fitted_profile
     from ltrsched.validation.step_time_ratio import step_time_ratio
 
@@ -109,10 +112,7 @@ def profile(name, out, quick, repeats, runs, **engine):
     from ltrsched.output_owner import check_profile_out
 
     check_profile_out(out)  # (a run's summary.json, a validation's manifest: written over after the probes)
-    if repeats is not None and not 1 <= repeats <= 100:
-        raise UserError(f"--repeats must be in [1, 100], got {repeats}")
-    if not 1 <= runs <= MAX_RUNS:
-        raise UserError(f"--runs must be in [1, {MAX_RUNS}] (engine starts), got {runs}")
+    check_probe_arguments(repeats, runs)  # (typed as from Python: measure_probe_runs checks them too)
     if name is not None and not name.strip():  # (it wrote a profile named "", which reports then name by nothing)
         raise UserError(f"--name must name the profile, got {name!r} (leave it out for <device>-<model>)")
     if name is not None:  # (a line break in it split the report's tables and lines)
@@ -247,6 +247,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     check_distinct_policies(specs, "--policies")  # (two spellings of one policy: its engine runs twice)
     check_workload_for_engine(first, engine["prompts"])
     config = engine_config(**engine)  # bad engine options and the platform, before anything runs
+    for s in specs:  # (a policy adding output tokens with --eos model: refused once the real engine had started)
+        check_policy_stops_at_eos(config, make_policy(s))
     sim_profile = _default_profile(config, engine["emulate_profile"]) if sim_profile is None else sim_profile
     cases = [(arrival, rate)]
     if rates:

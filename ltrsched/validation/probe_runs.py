@@ -14,10 +14,32 @@ from typing import Any
 
 import polars as pl
 
+from ltrsched.errors import ArgumentTypeError, ArgumentValueError
 from ltrsched.validation.fresh_process import FreshProcesses
 
 #: Most engine starts ``--runs`` may ask for (each runs every probe: minutes on the CPU engine).
 MAX_RUNS = 20
+#: Most times ``--repeats`` may run each probe.
+MAX_REPEATS = 100
+
+
+def _count(value, option: str, most: int, unit: str = "") -> None:
+    """``value`` an int (not a bool) in [1, most]: else an :class:`~ltrsched.errors.ArgumentTypeError` (a TypeError)
+    or :class:`~ltrsched.errors.ArgumentValueError` (a ValueError), each the command line's one line too."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ArgumentTypeError(f"{option} must be an integer, got {value!r}")
+    if not 1 <= value <= most:
+        raise ArgumentValueError(f"{option} must be in [1, {most}]{unit}, got {value}")
+
+
+def check_probe_arguments(repeats: int | None, runs: int = 1) -> None:
+    """Check ``repeats`` (times each probe runs; None: the default) and ``runs`` (engine starts) before any engine
+    starts: typed errors from Python (:func:`measure_probes`, :func:`measure_probe_runs`), the same one line with
+    exit code 2 from ``ltrsched profile``. From Python a bad count was a plain UserError (``except ValueError`` did
+    not catch it), or no error: ``runs=0`` measured nothing and returned [], ``repeats=0`` ran no probe."""
+    if repeats is not None:
+        _count(repeats, "--repeats", MAX_REPEATS)
+    _count(runs, "--runs", MAX_RUNS, " (engine starts)")
 
 
 @dataclass
@@ -49,8 +71,11 @@ class ProbeRun:
 
 
 def measure_probes(engine: dict, quick: bool, repeats: int | None, progress: bool = False) -> ProbeRun:
-    """Start the engine ``engine`` (``start_engine``'s options) in this process and run the probes on it."""
+    """Start the engine ``engine`` (``start_engine``'s options) in this process and run the probes on it.
+    ``repeats``: as :func:`check_probe_arguments`."""
     from ltrsched.validation.engines import start_engine
+
+    check_probe_arguments(repeats)
 
     with start_engine(skip_idle=True, **engine) as eng:
         return _probes_on(eng, quick, repeats, progress)
@@ -77,7 +102,9 @@ def measure_probe_runs(engine: dict, quick: bool, repeats: int | None, runs: int
                        on_run=None) -> list[ProbeRun]:
     """The probes measured ``runs`` times. One run is measured in this process (as ``ltrsched profile`` always
     did); several run one after another, each in a fresh process (``spawn``: a new interpreter and engine),
-    never two at once (they would time each other). ``on_run(i, run)`` is called after each."""
+    never two at once (they would time each other). ``on_run(i, run)`` is called after each. ``repeats``, ``runs``:
+    as :func:`check_probe_arguments`."""
+    check_probe_arguments(repeats, runs)
     if runs == 1:
         out = [measure_probes(engine, quick, repeats, progress)]
         if on_run is not None:
