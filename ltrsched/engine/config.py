@@ -485,3 +485,13 @@ def has_real_weights(model: str) -> bool:
     from ltrsched.engine.served_models import SERVED
 
     return model in SERVED
+
+
+def check_policy_stops_at_eos(config: EngineConfig, policy) -> None:
+    """One-line :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) for a policy that adds output tokens to
+    every request (PO's self-estimate, ``policy.extra_output_tokens``) on an engine whose requests stop at the model's
+    EOS (``config.eos == "model"``): such a request cannot be served. Checked before the engine starts (``replay``,
+    ``validate``) and again by :func:`~ltrsched.engine.runner.run_on_vllm`."""
+    if config.eos == "model" and policy.extra_output_tokens:
+        raise ArgumentValueError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every "
+                                 "request, which a model that stops at its own EOS cannot serve: use --eos ignore")

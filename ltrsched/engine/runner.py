@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from ltrsched.engine.config import EngineConfig, kv_cache_bytes, model_dir, stated_kv_blocks, with_platform
+from ltrsched.engine.config import (EngineConfig, check_policy_stops_at_eos, kv_cache_bytes, model_dir, stated_kv_blocks,
+                                    with_platform)
 from ltrsched.engine.engine_log import engine_start_noise_held, route_engine_log
 from ltrsched.engine.environment import EngineEnvironment, EnginePinning
 from ltrsched.engine.live_table import RequestInfo
@@ -336,9 +337,7 @@ def run_on_vllm(workload: Workload, policy: Policy, driver: VllmDriver, progress
     :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) for a policy that adds output tokens on a driver whose
     requests stop at the model's EOS, and for ``prompts="text"`` on a workload without every prompt's text
     (:meth:`VllmDriver.prepare`)."""
-    if driver.config.eos == "model" and policy.extra_output_tokens:
-        raise ArgumentValueError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every "
-                                 "request, which a model that stops at its own EOS cannot serve: use --eos ignore")
+    check_policy_stops_at_eos(driver.config, policy)
     driver.repetition_penalty = workload_penalty(workload)
     workload = driver.prepare(workload)
     result = replay(workload, policy, driver, driver.config, host=driver.host.describe(), progress=progress,

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ltrsched import atomic
+from ltrsched.engine.config import check_policy_stops_at_eos
 from ltrsched.errors import UserError, first_repeat, list_items
 from ltrsched.names import check_printable, shown_path
 from ltrsched.policies.needs import check_needs
@@ -17,9 +18,8 @@ from ltrsched.notices import work_starts
 from ltrsched.outputs import OutFile
 from ltrsched.sim.commands import build_workload, duration_note, workload_options
 from ltrsched.command_line import RecordedCommand, command_line
-from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_policy_stops_at_eos,
-                                        check_workload_for_engine, emulated_config, engine_config, engine_options,
-                                        start_engine)
+from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_workload_for_engine,
+                                        emulated_config, engine_config, engine_options, start_engine)
 
 
 @click.command(cls=RecordedCommand)

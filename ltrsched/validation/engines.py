@@ -526,16 +526,6 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
                   f", its context from {source}: {fix}", extra_from)
 
 
-def check_policy_stops_at_eos(config: EngineConfig, policy) -> None:
-    """One-line :class:`UserError`, before the engine starts, for a policy that adds output tokens to every request
-    (PO's self-estimate, ``policy.extra_output_tokens``) on an engine whose requests stop at the model's EOS
-    (``--eos model``): :func:`~ltrsched.engine.runner.run_on_vllm` refuses it in the same words, but only once the
-    real engine had started (minutes on a GPU)."""
-    if config.eos == "model" and policy.extra_output_tokens:
-        raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every "
-                        "request, which a model that stops at its own EOS cannot serve: use --eos ignore")
-
-
 def _longer_context_fix(config: EngineConfig, given: int) -> str:
     """What to do about requests longer than the ``--max-model-len`` given (``given`` tokens): raise it where the
     model takes more (its config.json's context), else serve a longer-context model. It said "serve a model with a
