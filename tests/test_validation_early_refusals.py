@@ -17,27 +17,15 @@ import pytest
 
 from cli_helpers import run_cli_fast
 from conftest import make_workload
-from engine_stubs import stub_vllm_import
+from engine_stubs import stub_no_engine_start
 from ltrsched.engine.config import EngineConfig
 from ltrsched.errors import ArgumentTypeError, ArgumentValueError
 from ltrsched.policies import make_policy
 
 
-class _NeverStarted:
-    """vLLM's ``LLM`` where the start must be refused before it is built."""
-
-    def __init__(self, **kwargs):
-        raise AssertionError(f"vLLM's LLM was built with {kwargs}")
-
-
 @pytest.fixture
 def no_engine(monkeypatch):
-    """One usable CPU, vLLM's CPU build "installed", and any engine start an AssertionError."""
-    from ltrsched.engine import platform
-
-    monkeypatch.setattr(platform, "usable_cpus", lambda: [0])
-    monkeypatch.setattr(platform, "engine_platform", lambda: platform.CPU)
-    stub_vllm_import(monkeypatch, _NeverStarted)
+    stub_no_engine_start(monkeypatch)
 
 
 @pytest.fixture
