@@ -133,6 +133,7 @@ from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, split_column, split_mask
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
+from ltrsched.workloads.openai_usage import batch_output_line, failed_note, failed_why, is_batch_output, line_usage
 from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
@@ -152,7 +153,7 @@ from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, FILE_SPLIT, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint,
     gives_table_counts, is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
-    may_give_arrivals, may_give_columns, may_give_prompter, may_give_reply_text, may_give_system_key,
+    may_give_arrivals, may_give_columns, may_give_prompter, may_give_reply_text, may_give_system_key, may_give_usage,
     may_give_system_text, record_hint,
     records_key,
 )
@@ -223,7 +224,17 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     checked_keys = set()  # keys found in no other case than JSONL_KEYS' and naming no arrival times in a unit unread
     plain_keys = set()  # keys of lines without another tool's token-count keys (OTHER_LENGTH_KEYS)
     failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
+    batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
     for lineno, rec in jsonl_records(path):
+        if is_batch_output(rec):  # (a request of lengths alone, from its usage: it was refused with a jq recipe)
+            flat = batch_output_line(rec, path, lineno)
+            if flat is None:
+                batch_failed.append((lineno, failed_why(rec)))
+                continue
+            rec = flat
+        elif isinstance(rec, dict) and isinstance(rec.get("usage"), dict):  # (a request line's usage beside its
+            # text: its counts read as a conversation record's are; they were ignored, silently)
+            rec = line_usage(rec, path, lineno)
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
             rec = _mooncake_line(rec, f"{path}:{lineno}")
@@ -350,6 +361,10 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             mooncake.add(lineno)
         if "timestamp" in original:  # [ms] on a Mooncake line, else [s]
             stamps.setdefault(lineno in mooncake, lineno)
+    if batch_failed:  # (the warning, or the error if every line failed, as BurstGPT's failed requests)
+        note = failed_note(len(batch_failed), len(batch_failed) + len(prompts), *batch_failed[0], path)
+        if arrival_info is not None:
+            arrival_info.setdefault("notes", []).append(note)
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
     if len(stamps) == 2:  # (each line read in its unit: a file of both was read in two units, silently)
@@ -1420,7 +1435,10 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
-            **({"mooncake timestamps": "one unit"} if _jsonl_mixes_timestamp_units(path) else {})}
+            **({"mooncake timestamps": "one unit"} if _jsonl_mixes_timestamp_units(path) else {}),
+            # (an OpenAI usage's counts, a request log's {"request", "response"}, read since this marker: runs cached
+            # before counted the text's tokens, or skipped the logs)
+            **({"openai usage": "read"} if may_give_usage(path) else {})}
 
 
 #: Names of :data:`~ltrsched.workloads.schema.LENGTH_NAMES` read since a later change (in lower case): a ``.csv``
