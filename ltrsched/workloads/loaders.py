@@ -131,7 +131,7 @@ from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
-from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, split_column, split_mask
+from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, record_splits, split_column, split_mask
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
 from ltrsched.workloads.openai_usage import batch_output_line, failed_note, failed_why, is_batch_output, line_usage
 from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
@@ -776,12 +776,18 @@ def _record_split(records: pl.DataFrame, path: Path, split: str) -> pl.Series | 
     split (:data:`~ltrsched.workloads.sharegpt.FILE_SPLIT`: a ``.json``'s or ``.jsonl``'s record's ``split`` key, a
     conversations parquet's ``split`` column in any case), by a request file's rule
     (:func:`~ltrsched.workloads.file_splits.split_mask`); None for a file whose records give none. One-line
-    :class:`UserError` for a value that is no split, naming its record (a parquet's row) and id. (A record's own
-    split was dropped: ``train`` refused such a file as one without a split.)"""
-    if FILE_SPLIT not in records.columns:
-        return None
+    :class:`UserError` for a value that is no split, naming its record (a parquet's row) and id: every record's, those
+    that give no first turn (the paper's rules leave them out: a later chunk, one opening with the assistant's turn)
+    too (:func:`~ltrsched.workloads.file_splits.record_splits`: theirs were never checked). (A record's own split was
+    dropped: ``train`` refused such a file as one without a split.)"""
     table = path.suffix.lower() == ".parquet"
     name = split_column(pl.read_parquet_schema(path), str(path)) if table else SPLIT_NAME
+    every = record_splits(path, name)
+    if every is not None:  # (every record's, in the file's order: the first bad one named, whoever's it is)
+        values, place = every
+        split_mask(values, name, split, str(path), place, "column" if table else "key", any_in_split=False)
+    if FILE_SPLIT not in records.columns:
+        return None
     numbers, ids = records[RECORD_NUMBER], records["source_id"].cast(pl.String).to_list()
     place = lambda at: (f"{'row' if table else 'record'} {numbers[at]:,}"  # noqa: E731
                         + (f" (id {ids[at]!r})" if ids[at] else ""))
