@@ -138,3 +138,23 @@ def test_a_file_whose_usage_is_read_since_is_keyed_anew(tmp_path):
 
     assert workload_fingerprint(write(tmp_path / "log.jsonl", [exchange(0)])).get("openai usage") == "read"
     assert "openai usage" not in workload_fingerprint(write(tmp_path / "r.jsonl", [{"prompt": "a", "generated": "b"}]))
+
+
+def test_label_prompts_reads_a_request_logs_prompts(tmp_path):
+    """``label --prompts`` reads a request log's prompts as the workload's parse does (it refused the file)."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    plain = {"messages": [{"role": "user", "content": PROMPTS[2]}, {"role": "assistant", "content": REPLIES[2]}]}
+    asked = {"messages": [{"role": "user", "content": "Which city is the capital of Spain, and why?"}]}
+    path = write(tmp_path / "log.jsonl", [exchange(0), plain, asked, exchange(1)])
+    # (in the file's order, beside a request without the reply: the log's first turns were placed after the others,
+    # found in no record)
+    assert load_prompts(path)["prompt"].to_list() == [f"{SYSTEM}\n\n{PROMPTS[0]}", PROMPTS[2],
+                                                      asked["messages"][0]["content"], f"{SYSTEM}\n\n{PROMPTS[1]}"]
+
+
+def test_a_request_line_with_a_custom_id_is_no_batch_output_line(tmp_path, capsys):
+    """A request line that names a ``custom_id`` beside its ``prompt`` is read as a request line (its null reply
+    refused as such), not as a Batch API output line that failed."""
+    path = write(tmp_path / "r.jsonl", [{"custom_id": "a", "prompt": PROMPTS[0], "response": None}])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path), "r.jsonl:1: ", "its 'response' is null")

@@ -42,8 +42,9 @@ def is_logged_exchange(record) -> bool:
 
 def is_batch_output(record) -> bool:
     """Whether a JSON record is an OpenAI Batch API output line: ``custom_id`` and ``response`` (an object, or null
-    for a failed request), without the input line's ``body``."""
-    return (isinstance(record, dict) and "custom_id" in record and "response" in record and "body" not in record
+    for a failed request), without the input line's ``body`` (nor a request line's ``prompt``, nor messages)."""
+    return (isinstance(record, dict) and "custom_id" in record and "response" in record
+            and not any(k in record for k in ("body", "prompt", *_MESSAGES))
             and (record["response"] is None or isinstance(record["response"], dict)))
 
 
