@@ -38,11 +38,18 @@ def test_a_files_id_is_its_request_id(tmp_path, kind, name):
                for i, p in zip(sampled["request_id"], sampled["prompt_tokens"]))
 
 
-@pytest.mark.parametrize("kind, where", [("csv", "r.csv: row 3: id 7 is row 1's too"),
-                                         ("jsonl", "r.jsonl: line 3: id 7 is line 1's too"),
-                                         ("parquet", "r.parquet: row 3: id 7 is row 1's too")])
-def test_a_repeated_id_is_refused_as_a_repeated_request_id_is(capsys, tmp_path, kind, where):
-    path = _write(tmp_path, kind, [7, 3, 7])
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize("ids", [[7, 3, 7], [1, 2, 10**15], [-1, 0, 1]])
+def test_an_id_that_cannot_be_a_request_id_is_not_read(tmp_path, kind, ids):
+    """A repeated ``id`` (a conversation's or a user's on several lines) or one outside [0, 10,000,000) (a log's
+    64-bit ids) is another tool's label: the requests are numbered, as before ``id`` was read (it was refused)."""
+    assert load_workload(_write(tmp_path, kind, ids)).df["request_id"].to_list() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("kind, where", [("csv", "r.csv: row 3: request_id 7 is row 1's too"),
+                                         ("jsonl", "r.jsonl: line 3: request_id 7 is line 1's too")])
+def test_a_repeated_request_id_is_still_refused(capsys, tmp_path, kind, where):
+    path = _write(tmp_path, kind, [7, 3, 7], "request_id")
     assert_one_line_error(run_cli_fast(capsys, "workloads", path), where, "request ids must be unique")
 
 

@@ -3,10 +3,10 @@ a flat parquet's (in any case, spaces around it, as the tables' other names).
 
 ``request_id`` (ours) is the request id wherever it is given. Where it is not, a file's ``id`` is, if every request
 gives one that is a whole number (an integer, an integral float, integer text: :mod:`~ltrsched.workloads.number_text`),
-checked as ``request_id`` is (:func:`~ltrsched.workloads.schema.request_ids`: in [0, 10,000,000), each once; a
-duplicate refused in one line naming both rows or lines). An ``id`` that is text of another kind (``chatcmpl-1``, a
-UUID) or missing on some requests is another tool's label, not a request id: not read, the requests numbered 0, 1, ...
-as without it. (``id`` was never read: the requests were numbered, results named other ids than the file's, and
+and every one is a request id we can keep (:func:`usable`: in [0, 10,000,000), each once). An ``id`` that is text of
+another kind (``chatcmpl-1``, a UUID), missing on some requests, repeated (a conversation's or a user's id on several
+lines) or outside that range (a log's 64-bit ids) is another tool's label, not a request id: not read, the requests
+numbered 0, 1, ... as without it (a file that loaded before it was read still loads). (``id`` was never read: the requests were numbered, results named other ids than the file's, and
 duplicates passed, where a ``request_id`` column of the same values was kept and checked.) A conversation record's
 ``id`` stays its record's id (``source_id``), which errors and notes name.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from ltrsched.workloads.number_text import text_number, text_numbers
+from ltrsched.workloads.schema import MAX_REQUEST_ID
 
 #: A file's name for its requests' ids besides ours (``request_id``), matched in any case in a table.
 ID_NAME = "id"
@@ -51,6 +52,13 @@ def whole_numbers(values: pl.Series) -> pl.Series | None:
         return None
     whole = (numbers.is_finite() & (numbers == numbers.floor())).all()
     return numbers if whole else None
+
+
+def usable(numbers) -> bool:
+    """Whether ``numbers`` (a file's ``id`` values, whole numbers: :func:`whole_numbers`, or :func:`whole_number`'s per
+    line) can be its requests' ids: each in [0, MAX_REQUEST_ID) and given once."""
+    numbers = pl.Series(numbers, dtype=pl.Float64, strict=False)
+    return bool(((numbers >= 0) & (numbers < MAX_REQUEST_ID)).all()) and numbers.n_unique() == len(numbers)
 
 
 def whole_number(value) -> int | float | None:

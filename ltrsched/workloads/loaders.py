@@ -138,7 +138,7 @@ from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
 from ltrsched.workloads.csv_separator import separator_hint
-from ltrsched.workloads.id_names import ID_NAME, id_column, whole_number, whole_numbers
+from ltrsched.workloads.id_names import ID_NAME, id_column, usable, whole_number, whole_numbers
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES, REQUIRED_COLUMNS,
@@ -395,7 +395,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             "on every line or none")
         given_ids["request_id"] = request_ids(pl.Series("request_id", ids, strict=False), str(path),
                                               lambda row: f"line {lines[row]}")
-    elif other_ids and None not in other_ids:  # (a line's 'id' on every line, whole numbers: as a table's, id_names)
+    elif other_ids and None not in other_ids and usable(other_ids):  # (a line's 'id' on every line, whole numbers,
+        # each once and in range: as a table's, id_names)
         given_ids["request_id"] = request_ids(pl.Series("request_id", other_ids, strict=False), str(path),
                                               lambda row: f"line {lines[row]}", ID_NAME)
     given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
@@ -985,6 +986,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     ids = _csv_column(raw, ("request_id",), "request_id", path)
     other = id_column(raw.columns) if ids is None else None  # (a file's 'id', whole numbers on every row: id_names)
     other_ids = whole_numbers(_spaced_numbers(raw[other])) if other is not None else None
+    other_ids = other_ids if other_ids is not None and usable(other_ids) else None
     for name in OPTIONAL_COLUMNS:  # in any case, as the others (a 'Score' or 'PO_ESTIMATE' column was dropped:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
         if found is not None:
@@ -1828,7 +1830,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         other = id_column(columns) if "request_id" not in df.columns else None  # (an 'id' of whole numbers on every
         # row is the request id, as a .csv's and a .jsonl's: id_names)
         other_ids = whole_numbers(df[other]) if other is not None else None
-        if other_ids is not None:
+        if other_ids is not None and usable(other_ids):
             df = df.with_columns(request_ids(other_ids, str(path), lambda at: f"row {df[FILE_ROW][at]}", other))
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
