@@ -1,8 +1,8 @@
 """OpenAI API responses and vLLM benchmark results as a workload. A chat completion (``{"id", "object", "choices",
 "usage": {...}}``) and a Batch API output line (``{"custom_id", "response": {"body": {..., "usage": {...}}}}``) hold
-their token counts inside ``usage``, which is not read. They were refused without a word of it ("it has 'id',
-'object', ..."), the Batch line as "'generated' must be text", of a key the line does not have; the error now says
-where the counts are and how to write them out. A vLLM benchmark's saved result likewise. Tiny files of each."""
+their token counts inside ``usage``, read as the request's lengths (:mod:`ltrsched.workloads.openai_usage`). They were
+refused without a word of it ("it has 'id', 'object', ..."), then with a jq recipe to write the counts out. A vLLM
+benchmark's saved result is refused saying how to write its lengths. Tiny files of each."""
 
 from __future__ import annotations
 
@@ -21,17 +21,15 @@ BATCH_LINE = {"id": "batch_req_1", "custom_id": "r1", "error": None,
               "response": {"status_code": 200, "request_id": "req_1", "body": COMPLETION}}
 
 
-@pytest.mark.parametrize("record, where, jq", [
-    (COMPLETION, "it has 'usage': an OpenAI API response's", ".usage"),
-    ({"usage": USAGE}, "it has 'usage': an OpenAI API response's", ".usage"),
-    (BATCH_LINE, "'response' must be text (a JSON string), got {", ".response.body.usage"),
-])
-def test_an_openai_response_is_refused_saying_where_its_counts_are(tmp_path, capsys, record, where, jq):
+@pytest.mark.parametrize("record", [COMPLETION, {"usage": USAGE}, BATCH_LINE])
+def test_an_openai_response_is_read_by_its_usage(tmp_path, capsys, record):
+    """A response's usage is the request's lengths (no prompt text: a trace of lengths alone, as a .csv's); it was
+    refused, "whose token counts are not read inside it" (tests/test_wl_usage.py has the Batch API's failed lines)."""
     path = tmp_path / "responses.jsonl"
     path.write_text(json.dumps(record) + "\n")
-    assert_one_line_error(run_cli_fast(capsys, "workloads", str(path)), "responses.jsonl:1: ", where,
-                          "whose token counts are not read inside it: write each record's usage as its own keys",
-                          f"(jq -c '{jq} | {{prompt_tokens, completion_tokens}}')")
+    df = load_workload(str(path)).df
+    assert (df["prompt_tokens"].to_list(), df["output_tokens"].to_list()) == ([22], [2])
+    assert "prompt" not in df.columns
 
 
 def test_the_usage_written_out_as_the_hint_says_is_read(tmp_path):

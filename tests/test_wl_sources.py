@@ -160,9 +160,9 @@ def _oasst_tree(i: int) -> dict:
 
 # Records of other sources' shapes that are no requests as they are: refused in one line naming the format and what to
 # write. OpenAssistant's messages got "'text', not read as it is: a whole dialogue in one text (a chat template's ...)",
-# its trees "'prompt' must be text (a JSON string), got {...}" (a .json's "('prompt' text: a .jsonl format)"), a
-# request log's {"request", "response"} "'response' must be text" alone, a Batch API input line "it has 'custom_id',
-# 'method', 'url', 'body'" alone.
+# its trees "'prompt' must be text (a JSON string), got {...}" (a .json's "('prompt' text: a .jsonl format)"), a Batch
+# API input line "it has 'custom_id', 'method', 'url', 'body'" alone. (A request log's {"request", "response"}, refused
+# so too, is read since: tests/test_wl_usage.py.)
 REFUSED_SHAPES = {
     "OpenAssistant's messages (.jsonl)": ("o.jsonl", [m for i in range(3) for m in _oasst_messages(i)],
                                           "OpenAssistant's messages, one per record in trees by 'parent_id'"),
@@ -172,10 +172,6 @@ REFUSED_SHAPES = {
                                        "'prompt' with 'replies': OpenAssistant's message trees"),
     "OpenAssistant's trees (.json)": ("t.json", [_oasst_tree(i) for i in range(3)],
                                       "'prompt' with 'replies': OpenAssistant's message trees"),
-    "a request log's request and response": ("l.jsonl", [
-        {"request": {"model": "gpt-4o", "messages": messages(i)[:1]},
-         "response": {"choices": [{"message": messages(i)[1]}], "usage": {"prompt_tokens": 20, "completion_tokens": 9}}}
-        for i in range(3)], "'response.usage': a logged OpenAI API response's"),
     "Dolly's (.json)": ("d.json", [{"instruction": PROMPTS[i], "context": "", "response": REPLIES[i],
                                     "category": "creative_writing"} for i in range(3)],
                         "('instruction': Alpaca's or Dolly's)"),  # (it said "Alpaca's format", of Dolly's)
@@ -265,16 +261,14 @@ def test_anthropic_content_blocks_are_read_as_text_and_thinking_left_out(capsys,
 
 
 @pytest.mark.parametrize("kind", ["json", "jsonl"])
-def test_a_conversations_openai_usage_not_read_is_said(capsys, tmp_path, kind):
-    """A conversation record with an OpenAI response's ``usage`` is read by its text's counts, as before; its counts,
-    not read, were not mentioned (the README says counts inside 'usage' are not read: an error says so where nothing
-    else reads)."""
-    records = [{"messages": messages(i), "usage": {"prompt_tokens": 40, "completion_tokens": 50}} for i in range(3)]
+def test_a_conversations_openai_usage_is_read(capsys, tmp_path, kind):
+    """A conversation record with an OpenAI response's ``usage`` is read by its counts (the served model's), as its
+    own keys are; they were not read (the text's counts used, a warning saying so)."""
+    records = [{"messages": messages(i), "usage": {"prompt_tokens": 40 + i, "completion_tokens": 50}} for i in range(3)]
     path = tmp_path / f"c.{kind}"
     path.write_text(json.dumps(records) if kind == "json" else lines(records))
-    assert counts(path) == sorted(zip(count_tokens(PROMPTS).tolist(), count_tokens(REPLIES).tolist()))
-    assert (f"c.{kind}: 3 of the 3 first turns' records give an OpenAI 'usage' (first: record 1), whose token counts "
-            "are not read: the text's Llama-3 counts are used") in capsys.readouterr().err
+    assert counts(path) == [(40, 50), (41, 50), (42, 50)]
+    assert "are not read" not in capsys.readouterr().err
 
 
 # OpenAssistant's role of the person's messages, "prompter" (oasst1/oasst2, beside "assistant"), is a user speaker name,

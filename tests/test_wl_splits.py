@@ -149,3 +149,43 @@ def test_two_split_columns_of_a_conversations_parquet_are_refused_only_where_a_s
     assert load_workload(str(path)).df.height == 6  # (simulate's load: as a flat table's)
     with pytest.raises(UserError, match="columns 'split' and 'Split' both give the split; keep one"):
         load_workload(str(path), split="eval")
+
+
+# A record the paper's rules leave out (no first turn they take: one opening with the assistant's turn, a later chunk
+# of a split conversation) had its split never checked: a 'test' there passed where the same value on a record used is
+# refused. Every record's is checked alike, in the file's order.
+@pytest.mark.parametrize("kind", ["json", "jsonl", "parquet"])
+@pytest.mark.parametrize("left_out", ["assistant first", "later chunk"])
+def test_a_split_on_a_record_left_out_is_checked_alike(tmp_path, kind, left_out):
+    splits = ["train", "test", "eval", "train", "eval", "train"]
+    records = [{"id": f"c{i}", "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": p}],
+                "split": s} for i, (p, s) in enumerate(zip(PROMPTS, splits))]
+    if left_out == "assistant first":
+        records[1]["messages"].reverse()
+    else:
+        records[1]["id"] = "c_2"
+    path = tmp_path / f"c.{kind}"
+    if kind == "parquet":
+        pl.DataFrame([{"id": r["id"], "conversation": r["messages"], "split": r["split"]} for r in records]
+                     ).write_parquet(path)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in records) if kind == "jsonl" else json.dumps(records))
+    assert load_workload(str(path)).df.height == 5  # (simulate's load: the record left out, its split unread)
+    with pytest.raises(UserError, match=r"is 'test', not a split: give 'train' or 'eval'") as caught:
+        load_workload(str(path), split="train")
+    where = "column 'split' in row 2" if kind == "parquet" else "key 'split' in record 2"
+    assert f"c.{kind}: {where} (id '{records[1]['id']}')" in str(caught.value)
+
+
+def test_train_refuses_a_split_on_a_record_left_out(capsys, tmp_path):
+    path = tmp_path / "c.jsonl"
+    records = [{"id": f"c{i}", "split": s, "messages": [{"role": "user", "content": PROMPTS[i]},
+                                                          {"role": "assistant", "content": f"{PROMPTS[i]} la"}]}
+               for i, s in enumerate(["train", "eval", "train"])]
+    records.append({"id": "x", "split": "dev", "messages": [{"role": "assistant", "content": "Hi"}]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    r = run_cli_fast(capsys, "train", "--data", str(path), "--epochs", "1", "--out", str(tmp_path / "ck"))
+    # (the note counting the record left out comes first: it may say why, as explain_error prints it)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ") and \
+        "c.jsonl: key 'split' in record 4 (id 'x') is 'dev', not a split" in r.stderr.strip().splitlines()[-1]

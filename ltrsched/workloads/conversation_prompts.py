@@ -121,11 +121,14 @@ def _read(path: Path) -> _Pass:
                                              read_first_turn)
     from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
     from ltrsched.workloads.blank_text import is_blank
+    from ltrsched.workloads.openai_usage import as_conversation
 
     rows, answered, skips, total, surrogates, blank = [], [], {}, 0, [], 0
     try:
         records, _ = conversation_records(path)
         for total, record in enumerate(records, 1):
+            read = as_conversation(record, path, total)[0]  # (a request log's exchange, as the parse reads it)
+            record = record if read is None else read
             turn = read_first_turn(record, system=True)
             if isinstance(turn, FirstTurn):
                 if lone_surrogate(turn.prompt) is None:  # (the parse leaves the others out, with a note)

@@ -8,7 +8,9 @@ held-out prompts, ``evaluate --split``, ``predict --split``), as a labels file's
 a load that asks for none (``simulate``, ``sweep``: ``split`` None) and ``split="all"`` read every row, the column
 unread, as before. A value that is neither (``test``, ``validation``, ``0``, null) is refused then in one line naming
 the file, the column (key) and its row (line): which split is it? (``ltrsched train`` refused such a file: "has no
-train/eval split ... a 'split' column of another file is not read".)
+train/eval split ... a 'split' column of another file is not read".) A conversations file's every record is checked
+so (:func:`record_splits`), those the paper's rules leave out too (a later chunk, one opening with the assistant's
+turn: theirs were never checked, where the same value on a record used was refused).
 """
 
 from __future__ import annotations
@@ -37,11 +39,42 @@ def split_column(columns, where: str) -> str | None:
     return found[0] if found else None
 
 
-def split_mask(values: list, name: str, split: str, where: str, place, what: str = "column") -> pl.Series:
+def record_splits(path, name: str | None) -> tuple[list, object] | None:
+    """Every record's own split of the conversations file ``path`` (its records that give no first turn too, which
+    the parse does not keep), in the file's order, and how an error names record ``i`` (0-based): a ``.json``'s or
+    ``.jsonl``'s records' ``split`` key (None where an object record has none; records that are no objects are not
+    counted), a conversations parquet's column ``name`` (``"row 3 (id 'c2')"``); None where no record gives one."""
+    from pathlib import Path
+
+    from ltrsched.workloads.sharegpt import conversation_records, may_give_split
+
+    path = Path(path)
+    if name is None or not may_give_split(path):  # (a file whose bytes never name the key: not read again)
+        return None
+    if path.suffix.lower() == ".parquet":
+        columns = [c for c in ("id", "conversation_id") if c in pl.read_parquet_schema(path)][:1]
+        table = pl.read_parquet(path, columns=[name, *columns])
+        values = table[name].to_list()
+        ids = table[columns[0]].cast(pl.String).to_list() if columns else [None] * len(values)
+        numbers = list(range(1, len(values) + 1))
+    else:
+        records, _ = conversation_records(path)
+        numbered = [(n, r) for n, r in enumerate(records, 1) if isinstance(r, dict)]
+        if not any(SPLIT_NAME in r for _, r in numbered):
+            return None
+        values = [r.get(SPLIT_NAME) for _, r in numbered]
+        ids = [str(r.get("id", r.get("conversation_id", ""))) for _, r in numbered]
+        numbers = [n for n, _ in numbered]
+    kind = "row" if path.suffix.lower() == ".parquet" else "record"
+    return values, lambda at: f"{kind} {numbers[at]:,}" + (f" (id {ids[at]!r})" if ids[at] else "")
+
+
+def split_mask(values: list, name: str, split: str, where: str, place, what: str = "column",
+               any_in_split: bool = True) -> pl.Series:
     """Which rows of a file are in ``split`` (``train`` or ``eval``), by its split ``values`` (a value per row, as the
     file gives it, under the column or key ``name``). ``where`` is the file, ``place(i)`` the words for row ``i``
     (0-based): ``"row 3"``, ``"line 3"``. One-line :class:`UserError` for a value that is neither split (naming it
-    and its row), or for a ``split`` no row is in."""
+    and its row), or (``any_in_split``) for a ``split`` no row is in."""
     names = [v.strip().lower() if isinstance(v, str) else None for v in values]
     at = next((i for i, v in enumerate(names) if v not in FILE_SPLITS), None)
     if at is not None:
@@ -51,7 +84,7 @@ def split_mask(values: list, name: str, split: str, where: str, place, what: str
                         f"{' or '.join(repr(s) for s in FILE_SPLITS)} on every {rows} (held-out ones are 'eval'), or "
                         f"drop the {what} to read every {rows} in both splits")
     mask = pl.Series(name, [v == split for v in names], dtype=pl.Boolean)
-    if not mask.any():
+    if any_in_split and not mask.any():
         raise UserError(f"{where}: no {place(0).split()[0]}'s {what} {name!r} is {split!r} (every one is "
                         f"{names[0]!r}): give the {split} ones too")
     return mask

@@ -131,12 +131,14 @@ from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
-from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, split_column, split_mask
+from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, record_splits, split_column, split_mask
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
+from ltrsched.workloads.openai_usage import batch_output_line, failed_note, failed_why, is_batch_output, line_usage
 from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
 from ltrsched.workloads.csv_separator import separator_hint
+from ltrsched.workloads.id_names import ID_NAME, id_column, usable, whole_number, whole_numbers
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES, REQUIRED_COLUMNS,
@@ -152,7 +154,7 @@ from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, FILE_SPLIT, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint,
     gives_table_counts, is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
-    may_give_arrivals, may_give_columns, may_give_prompter, may_give_reply_text, may_give_system_key,
+    may_give_arrivals, may_give_columns, may_give_prompter, may_give_reply_text, may_give_system_key, may_give_usage,
     may_give_system_text, record_hint,
     records_key,
 )
@@ -213,6 +215,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     key (``column``) and whether every line states its unit (``unit``: None where a line gives plain-named times,
     ``date-time`` where they are date-times)."""
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
+    other_ids = []  # [per line] its 'id' as a whole number, else None (id_names: read where every line gives one)
     reply_keys = []  # [per line] the key of its reply's text as written ('response', 'completion'), for the errors
     units = set()  # the arrival-time keys the lines use
     named = []  # [per line] its arrival time's key as the file names it (a Mooncake line's 'timestamp'), or None
@@ -223,7 +226,17 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     checked_keys = set()  # keys found in no other case than JSONL_KEYS' and naming no arrival times in a unit unread
     plain_keys = set()  # keys of lines without another tool's token-count keys (OTHER_LENGTH_KEYS)
     failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
+    batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
     for lineno, rec in jsonl_records(path):
+        if is_batch_output(rec):  # (a request of lengths alone, from its usage: it was refused with a jq recipe)
+            flat = batch_output_line(rec, path, lineno)
+            if flat is None:
+                batch_failed.append((lineno, failed_why(rec)))
+                continue
+            rec = flat
+        elif isinstance(rec, dict) and isinstance(rec.get("usage"), dict):  # (a request line's usage beside its
+            # text: its counts read as a conversation record's are; they were ignored, silently)
+            rec = line_usage(rec, path, lineno)
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
             rec = _mooncake_line(rec, f"{path}:{lineno}")
@@ -338,6 +351,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             ids.append(request_id_value(rec["request_id"], f"{path}:{lineno}"))  # (beyond Int64: refused)
         else:
             ids.append(None)
+        other_ids.append(whole_number(original[ID_NAME]) if ID_NAME in original else None)
         for name, values in optional.items():  # kept (they were dropped: `po` then drew its estimates instead
             # of the file's, silently, and `ltr` said the file had no score)
             values.append(optional_number(rec.get(name), name, f"{path}:{lineno}"))
@@ -350,6 +364,10 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             mooncake.add(lineno)
         if "timestamp" in original:  # [ms] on a Mooncake line, else [s]
             stamps.setdefault(lineno in mooncake, lineno)
+    if batch_failed:  # (the warning, or the error if every line failed, as BurstGPT's failed requests)
+        note = failed_note(len(batch_failed), len(batch_failed) + len(prompts), *batch_failed[0], path)
+        if arrival_info is not None:
+            arrival_info.setdefault("notes", []).append(note)
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
     if len(stamps) == 2:  # (each line read in its unit: a file of both was read in two units, silently)
@@ -377,6 +395,10 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             "on every line or none")
         given_ids["request_id"] = request_ids(pl.Series("request_id", ids, strict=False), str(path),
                                               lambda row: f"line {lines[row]}")
+    elif other_ids and None not in other_ids and usable(other_ids):  # (a line's 'id' on every line, whole numbers,
+        # each once and in range: as a table's, id_names)
+        given_ids["request_id"] = request_ids(pl.Series("request_id", other_ids, strict=False), str(path),
+                                              lambda row: f"line {lines[row]}", ID_NAME)
     given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
     texts = [g if isinstance(g, str) else "" for g in generated]
     counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), [p or "" for p in prompts]),
@@ -761,12 +783,18 @@ def _record_split(records: pl.DataFrame, path: Path, split: str) -> pl.Series | 
     split (:data:`~ltrsched.workloads.sharegpt.FILE_SPLIT`: a ``.json``'s or ``.jsonl``'s record's ``split`` key, a
     conversations parquet's ``split`` column in any case), by a request file's rule
     (:func:`~ltrsched.workloads.file_splits.split_mask`); None for a file whose records give none. One-line
-    :class:`UserError` for a value that is no split, naming its record (a parquet's row) and id. (A record's own
-    split was dropped: ``train`` refused such a file as one without a split.)"""
-    if FILE_SPLIT not in records.columns:
-        return None
+    :class:`UserError` for a value that is no split, naming its record (a parquet's row) and id: every record's, those
+    that give no first turn (the paper's rules leave them out: a later chunk, one opening with the assistant's turn)
+    too (:func:`~ltrsched.workloads.file_splits.record_splits`: theirs were never checked). (A record's own split was
+    dropped: ``train`` refused such a file as one without a split.)"""
     table = path.suffix.lower() == ".parquet"
     name = split_column(pl.read_parquet_schema(path), str(path)) if table else SPLIT_NAME
+    every = record_splits(path, name)
+    if every is not None:  # (every record's, in the file's order: the first bad one named, whoever's it is)
+        values, place = every
+        split_mask(values, name, split, str(path), place, "column" if table else "key", any_in_split=False)
+    if FILE_SPLIT not in records.columns:
+        return None
     numbers, ids = records[RECORD_NUMBER], records["source_id"].cast(pl.String).to_list()
     place = lambda at: (f"{'row' if table else 'record'} {numbers[at]:,}"  # noqa: E731
                         + (f" (id {ids[at]!r})" if ids[at] else ""))
@@ -956,12 +984,17 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     # the file lacked it); the schema checks them. So do the ids the file gives (they were dropped, and the rows
     # numbered: duplicate ids passed, and results named other ids than the user's)
     ids = _csv_column(raw, ("request_id",), "request_id", path)
+    other = id_column(raw.columns) if ids is None else None  # (a file's 'id', whole numbers on every row: id_names)
+    other_ids = whole_numbers(_spaced_numbers(raw[other])) if other is not None else None
+    other_ids = other_ids if other_ids is not None and usable(other_ids) else None
     for name in OPTIONAL_COLUMNS:  # in any case, as the others (a 'Score' or 'PO_ESTIMATE' column was dropped:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
         if found is not None:
             df = df.with_columns((raw[found] if name == "prompt" else number_texts(_spaced_numbers(raw[found]), path,
                                                                                 rows, missing=True)).alias(name))
     df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
+    if other_ids is not None:  # (checked here, in the file's words: 'id', not request_id)
+        df = df.with_columns(request_ids(other_ids, str(path), lambda at: f"row {rows[at]}", other.strip()))
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
 
@@ -1420,7 +1453,13 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
-            **({"mooncake timestamps": "one unit"} if _jsonl_mixes_timestamp_units(path) else {})}
+            **({"mooncake timestamps": "one unit"} if _jsonl_mixes_timestamp_units(path) else {}),
+            # (an OpenAI usage's counts, a request log's {"request", "response"}, read since this marker: runs cached
+            # before counted the text's tokens, or skipped the logs)
+            **({"openai usage": "read"} if may_give_usage(path) else {}),
+            # (a request file's 'id' of whole numbers read as its ids since this marker: runs cached before numbered
+            # the requests)
+            **({"id": "read as the request id"} if _gives_id_name(path) else {})}
 
 
 #: Names of :data:`~ltrsched.workloads.schema.LENGTH_NAMES` read since a later change (in lower case): a ``.csv``
@@ -1676,6 +1715,30 @@ def _gives_ids(path: Path) -> bool:
         return False
 
 
+def _gives_id_name(path: Path) -> bool:
+    """Whether a request file (a ``.csv``'s header, a ``.jsonl``'s first request line, a flat parquet's schema) names
+    an ``id`` without a ``request_id`` (:func:`~ltrsched.workloads.id_names.id_column`), read as its requests' ids since
+    a cache key marked it (runs cached before numbered the requests). A cache key's probe: False for other files and
+    a file that is not readable as its format (loading it says why)."""
+    import csv
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            names = list(pl.read_parquet_schema(path))
+            return not is_conversation_table(pl.DataFrame(schema=pl.read_parquet_schema(path))) and bool(
+                id_column(names))
+        if suffix not in (".csv", ".jsonl") or (suffix == ".jsonl" and jsonl_conversations(path)):
+            return False
+        with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            if suffix == ".csv":
+                return id_column(next(csv.reader(fh), [])) is not None
+            record = json.loads(next((line for line in fh if line.strip()), "null"))
+            return isinstance(record, dict) and ID_NAME in record and "request_id" not in record
+    except Exception:  # (OSError, ValueError, RecursionError, csv.Error, a parquet polars cannot read)
+        return False
+
+
 def _table_gives_system(path: Path) -> bool:
     """Whether a ``.csv`` (its header) or a flat parquet (its schema) has a ``system`` column beside a ``prompt``
     (names in any case: :func:`~ltrsched.workloads.system_key.system_column`), counted in the prompt since a cache
@@ -1764,6 +1827,11 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
             arrival["column"] = named
         elif arrival.get("column") in renames.values():
             arrival["column"] = next(c for c, ours in renames.items() if ours == arrival["column"])
+        other = id_column(columns) if "request_id" not in df.columns else None  # (an 'id' of whole numbers on every
+        # row is the request id, as a .csv's and a .jsonl's: id_names)
+        other_ids = whole_numbers(df[other]) if other is not None else None
+        if other_ids is not None and usable(other_ids):
+            df = df.with_columns(request_ids(other_ids, str(path), lambda at: f"row {df[FILE_ROW][at]}", other))
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
         # (a system column ahead of the prompt, as a .jsonl line's 'system': it travelled along, not counted)

@@ -48,6 +48,7 @@ from ltrsched.workloads.arrival_values import (arrival_error, is_arrival, missin
 from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.file_splits import SPLIT_NAME, split_columns
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
+from ltrsched.workloads.openai_usage import as_conversation, is_logged_exchange
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES,
@@ -250,10 +251,12 @@ USAGE_HINT = ("{where}, whose token counts are not read inside it: write each re
 
 
 def usage_hint(record) -> str | None:
-    """:data:`USAGE_HINT` for a JSON record holding an OpenAI API response's ``usage`` (at its top, under a Batch API
-    output line's ``response.body``, or a request log's ``response``) with ``prompt_tokens`` or
-    ``completion_tokens``; None for anything else."""
-    if not isinstance(record, dict):
+    """:data:`USAGE_HINT` for a JSON record holding an OpenAI API response's ``usage`` (at its top, or under a Batch API
+    output line's ``response.body``: a ``.json``'s records, or a ``.jsonl`` line that is no request) with
+    ``prompt_tokens`` or ``completion_tokens``; None for anything else, and for a conversation record or a request
+    log's exchange, whose usage is read (:mod:`~ltrsched.workloads.openai_usage`)."""
+    if not isinstance(record, dict) or is_logged_exchange(record) or any(
+            isinstance(record.get(k), list) for k in CONVERSATION_KEYS):  # (read: openai_usage)
         return None
     response = record.get("response")
     body = response.get("body") if isinstance(response, dict) else None
@@ -521,10 +524,12 @@ def first_turn(record) -> tuple[str, str, str] | None:
 
 def is_conversation_line(record) -> bool:
     """True for a ``.jsonl`` line that is a conversation (OpenAI's chat format: ``{"messages": [...]}``; or
-    ShareGPT's, LMSYS's: :data:`CONVERSATION_KEYS`) rather than a request (no ``prompt``, nor a length given in its
-    stead: ``prompt_tokens``, Mooncake's ``input_length``)."""
-    return (isinstance(record, dict) and any(isinstance(record.get(k), list) for k in CONVERSATION_KEYS)
-            and not any(k in record for k in ("prompt", "prompt_tokens", "input_length")))
+    ShareGPT's, LMSYS's: :data:`CONVERSATION_KEYS`; or a request log's ``{"request", "response"}``,
+    :func:`~ltrsched.workloads.openai_usage.is_logged_exchange`) rather than a request (no ``prompt``, nor a length
+    given in its stead: ``prompt_tokens``, Mooncake's ``input_length``)."""
+    return ((isinstance(record, dict) and any(isinstance(record.get(k), list) for k in CONVERSATION_KEYS)
+             and not any(k in record for k in ("prompt", "prompt_tokens", "input_length")))
+            or is_logged_exchange(record))
 
 
 def is_conversation_table(df: pl.DataFrame) -> bool:
@@ -678,6 +683,17 @@ def may_give_other_counts(path: Path) -> bool:
 
 #: An OpenAI response's ``usage`` key in a file's bytes (:func:`usage_hint`).
 _USAGE_KEY = re.compile(rb'"usage"\s*:')
+#: A request log's ``request`` key in a file's bytes (:func:`~ltrsched.workloads.openai_usage.is_logged_exchange`).
+_REQUEST_KEY = re.compile(rb'"request"\s*:')
+
+
+def may_give_usage(path: Path) -> bool:
+    """Whether the ``.json`` or ``.jsonl`` ``path`` may give an OpenAI ``usage`` or a request log's ``request``
+    (:mod:`~ltrsched.workloads.openai_usage`), read since a parse cache's "-usage-read" (a parse before did not read
+    their counts, and skipped or refused the logs): its bytes name one (or escape a letter that could spell one)."""
+    return _json_bytes_may_name(path, _USAGE_KEY) or _json_bytes_may_name(path, _REQUEST_KEY)
+
+
 #: A JSON key of :data:`~ltrsched.workloads.schema.REPLY_NAMES` in a file's bytes.
 _REPLY_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in REPLY_NAMES) + rb')"\s*:')
 
@@ -1058,11 +1074,14 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     hint = None  # what the first record is, if it is another data set's format (format_hint)
     counted = extra is not None and any(c in extra.columns for c in COUNT_COLUMNS)  # (a parquet's own counts)
     later: dict[int, int] = {}  # such a parquet's record index -> its messages after its first reply
-    usage: list[int] = []  # the numbers of the records used whose OpenAI 'usage' is not read (no counts of their own)
     for total, record in enumerate(records, 1):
         if total == 1:
             hint = record_hint(record) or (counts_hint(record, path) if extra is None else None)
-        turn = read_first_turn(record, system=not packaged)
+        read, failed = as_conversation(record, path, total) if extra is None else (record, "")
+        # (a request log's exchange, a 'usage' beside messages: the served model's counts as the record's own)
+        turn = Skip(False, "logged requests whose response failed", failed) if read is None else read_first_turn(
+            read, system=not packaged)
+        record = record if read is None else read
         if isinstance(turn, Skip):
             count_skip(skips, turn, total, record)
         else:
@@ -1073,8 +1092,6 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
                 kept[total - 1] = _record_columns(record, total, path, _after_first_reply(record))
                 if SPLIT_NAME in record and not packaged:  # (the packaged file's parse, cached, keeps its key)
                     splits[total - 1] = record[SPLIT_NAME]
-                if usage_hint(record) is not None and not any(kept[total - 1][c] is not None for c in COUNT_COLUMNS):
-                    usage.append(total)
             elif counted:
                 later[total - 1] = _after_first_reply(record)
     found = []
@@ -1087,11 +1104,6 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
                                          if cut else ": it holds no records")
                         + (f"; it ends inside record {cut['record']:,} (cut off)" if cut and total else "")
                         + (f"; record 1 has {hint}" if hint else ""))
-    if usage:  # (their counts were not read, without a word: the text's Llama-3 counts were used)
-        notes.append(f"{len(usage):,} of the {len(rows):,} first turns' records give an OpenAI 'usage' (first: record "
-                     f"{usage[0]:,}), whose token counts are not read: the text's Llama-3 counts are used; to use the "
-                     "served model's, write them as the record's own keys (jq -c '. + (.usage | {prompt_tokens, "
-                     "completion_tokens}) | del(.usage)')")
     malformed = sum(count for (bad, _), (count, *_) in skips.items() if bad)
     if malformed:  # (they were skipped without a word: a file half garbage gave half its requests, silently)
         notes.append(f"skipped {malformed:,} of the {total:,} records, which are not conversations: "
@@ -1256,6 +1268,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # reply are refused, which a parse cached before read as the first turn's); "-replytext": a user turn alone with its
     # reply's text under a request line's name ('response'), which a parse cached before skipped; "-usage": the notes
     # count the records whose OpenAI 'usage' is not read, which a parse cached before did not (the records are the same)
+    # ("-usage-read" since a record's usage counts and a request log's {"request", "response"} are read: may_give_usage)
     # "-prompter": OpenAssistant's prompter messages read as the user's, whose conversations a parse cached before
     # skipped ("with unknown speakers")
     # "-split": the records' own split kept (FILE_SPLIT: may_give_split), which a parse cached before dropped
@@ -1271,7 +1284,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
                             f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
                             f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
-                            f"{'-usage' if not package and _json_bytes_may_name(src, _USAGE_KEY) else ''}"
+                            f"{'-usage-read' if not package and may_give_usage(src) else ''}"
                             f"{'-prompter' if not package and may_give_prompter(src) else ''}"
                             f"{'-split' if not package and may_give_split(src) else ''}"
                             ".parquet")

@@ -1,0 +1,160 @@
+"""Serving logs with the served model's own token counts (OpenAI ``usage``), read as the README says
+(:mod:`ltrsched.workloads.openai_usage`): a request log's ``{"request", "response"}`` (refused before, naming the
+format), a conversation record's ``usage`` (a warning said it was not read) and a Batch API output line (refused with
+a jq recipe). The given counts win over the text's Llama-3 count, as a record's own keys do. Tiny files of each."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli_fast
+from ltrsched.workloads import load_workload
+from ltrsched.workloads.tokenizer import count_tokens
+
+SYSTEM = "You answer in one short sentence."
+PROMPTS = [f"What is the name of the city number {i} on the list?" for i in range(3)]
+REPLIES = [f"City number {i} is called Springfield, I believe." for i in range(3)]
+
+
+def lines(records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def write(path, records) -> str:
+    path.write_text(json.dumps(records) if path.suffix == ".json" else lines(records))
+    return str(path)
+
+
+def exchange(i: int, usage: dict | None = None, **extra) -> dict:
+    """A proxy's log record of a chat-completions call (a system and a user message; the reply and its usage)."""
+    response = {"id": f"chatcmpl-{i}", "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLIES[i]},
+                             "finish_reason": "stop"}]}
+    if usage is not False:
+        response["usage"] = usage or {"prompt_tokens": 30 + i, "completion_tokens": 9 + i, "total_tokens": 39 + 2 * i}
+    return {"request": {"model": "m", "messages": [{"role": "system", "content": SYSTEM},
+                                                   {"role": "user", "content": PROMPTS[i]}]},
+            "response": response, **extra}
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_request_log_is_read_by_its_usage(tmp_path, capsys, suffix):
+    path = write(tmp_path / f"log{suffix}", [exchange(i, timestamp=float(i)) for i in range(3)])
+    df = load_workload(path).df.sort("arrival_time")
+    assert df["prompt_tokens"].to_list() == [30, 31, 32]  # usage's, not the text's Llama-3 counts
+    assert df["output_tokens"].to_list() == [9, 10, 11]
+    assert df["prompt"].to_list() == [f"{SYSTEM}\n\n{p}" for p in PROMPTS]  # the system message included
+    assert df["arrival_time"].to_list() == [0.0, 1.0, 2.0]  # the log record's own keys read
+    assert "differ from the Llama-3 count of their text" in capsys.readouterr().err  # (the given counts' rule)
+
+
+def test_a_request_log_without_usage_counts_its_reply_text(tmp_path):
+    path = write(tmp_path / "log.jsonl", [exchange(i, usage=False) for i in range(3)])
+    df = load_workload(path).df.sort("prompt")
+    assert df["output_tokens"].to_list() == count_tokens(REPLIES).tolist()
+    assert df["prompt_tokens"].to_list() == count_tokens([f"{SYSTEM}\n\n{p}" for p in PROMPTS]).tolist()
+
+
+def test_a_request_logs_failed_response_is_left_out_with_a_note(tmp_path, capsys):
+    failed = {"request": exchange(2)["request"], "response": {"error": {"code": "rate_limit_exceeded"}}}
+    path = write(tmp_path / "log.jsonl", [exchange(0), exchange(1), failed])
+    assert len(load_workload(path)) == 2
+    assert "1 logged requests whose response failed (first: record 3: its 'response' has an 'error')" \
+        in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("record, says", [
+    ({**exchange(0), "completion_tokens": 5}, "record 1: 'response.usage.completion_tokens' and 'completion_tokens' "
+                                              "both give the output_tokens; which does? give one"),
+    (exchange(0, usage={"prompt_tokens": 30, "completion_tokens": 0}),
+     "key 'response.usage.completion_tokens' in record 1 is 0, not a token count"),
+    ({**exchange(0), "response": {**exchange(0)["response"], "choices": exchange(0)["response"]["choices"] * 2}},
+     "record 1: 'response.choices' holds 2 replies (n > 1), and its usage counts them all"),
+])
+def test_a_request_logs_bad_counts_are_refused_in_one_line(tmp_path, capsys, record, says):
+    path = write(tmp_path / "log.jsonl", [record])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path), "log.jsonl: ", says)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_conversation_records_usage_and_its_own_count_are_refused(tmp_path, capsys, suffix):
+    messages = [{"role": "user", "content": PROMPTS[0]}, {"role": "assistant", "content": REPLIES[0]}]
+    path = write(tmp_path / f"c{suffix}", [{"messages": messages, "output_tokens": 7,
+                                            "usage": {"prompt_tokens": 20, "completion_tokens": 8}}])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path), f"c{suffix}: record 1: ",
+                          "'usage.completion_tokens' and 'output_tokens' both give the output_tokens")
+
+
+def test_a_request_lines_usage_is_read_as_its_counts(tmp_path):
+    path = write(tmp_path / "r.jsonl", [{"prompt": PROMPTS[0], "generated": REPLIES[0],
+                                         "usage": {"prompt_tokens": 21, "completion_tokens": 8}}])
+    df = load_workload(path).df
+    assert (df["prompt_tokens"].to_list(), df["output_tokens"].to_list()) == ([21], [8])  # (ignored before)
+
+
+def batch_line(i: int, status: int = 200, error=None) -> dict:
+    body = {"id": f"chatcmpl-{i}", "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLIES[i % 3]}}],
+            "usage": {"prompt_tokens": 20 + i, "completion_tokens": 100 + i, "total_tokens": 120 + 2 * i}}
+    return {"id": f"batch_req_{i}", "custom_id": f"request-{i}", "error": error,
+            "response": None if error else {"status_code": status, "request_id": f"r{i}",
+                                            "body": body if status == 200 else {"error": {"message": "no"}}}}
+
+
+def test_a_batch_output_file_is_a_trace_of_lengths(tmp_path, capsys):
+    path = write(tmp_path / "out.jsonl", [batch_line(0), batch_line(1, status=429), batch_line(2),
+                                          batch_line(3, error={"code": "batch_expired", "message": "expired"})])
+    w = load_workload(path)
+    assert (w.df["prompt_tokens"].to_list(), w.df["output_tokens"].to_list()) == ([20, 22], [100, 102])
+    assert not w.has_text
+    assert ("out.jsonl: 2 of its 4 requests failed (OpenAI Batch API output lines with an 'error' or a status_code "
+            "other than 200; first: line 2, status_code 429); they are left out") in capsys.readouterr().err
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    assert_one_line_error(run_cli_fast(capsys, "train", "--data", path, "--eval-data", path, "-o",
+                                       str(tmp_path / "m")), "has no prompt text (a trace of lengths only)")
+
+
+def test_a_batch_output_file_of_failed_lines_alone_is_refused(tmp_path, capsys):
+    path = write(tmp_path / "out.jsonl", [batch_line(0, status=500), batch_line(1, status=500)])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path), "out.jsonl: every request (2) failed",
+                          "first: line 1, status_code 500")
+
+
+def test_a_batch_output_line_without_its_usage_is_refused(tmp_path, capsys):
+    line = batch_line(0)
+    del line["response"]["body"]["usage"]
+    path = write(tmp_path / "out.jsonl", [line])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path),
+                          "out.jsonl:1: an OpenAI Batch API output line without 'response.body.usage.prompt_tokens' "
+                          "and 'response.body.usage.completion_tokens'")
+
+
+def test_a_file_whose_usage_is_read_since_is_keyed_anew(tmp_path):
+    """Runs cached before counted the text's tokens (or skipped the logs): the run cache key marks such files."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    assert workload_fingerprint(write(tmp_path / "log.jsonl", [exchange(0)])).get("openai usage") == "read"
+    assert "openai usage" not in workload_fingerprint(write(tmp_path / "r.jsonl", [{"prompt": "a", "generated": "b"}]))
+
+
+def test_label_prompts_reads_a_request_logs_prompts(tmp_path):
+    """``label --prompts`` reads a request log's prompts as the workload's parse does (it refused the file)."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    plain = {"messages": [{"role": "user", "content": PROMPTS[2]}, {"role": "assistant", "content": REPLIES[2]}]}
+    asked = {"messages": [{"role": "user", "content": "Which city is the capital of Spain, and why?"}]}
+    path = write(tmp_path / "log.jsonl", [exchange(0), plain, asked, exchange(1)])
+    # (in the file's order, beside a request without the reply: the log's first turns were placed after the others,
+    # found in no record)
+    assert load_prompts(path)["prompt"].to_list() == [f"{SYSTEM}\n\n{PROMPTS[0]}", PROMPTS[2],
+                                                      asked["messages"][0]["content"], f"{SYSTEM}\n\n{PROMPTS[1]}"]
+
+
+def test_a_request_line_with_a_custom_id_is_no_batch_output_line(tmp_path, capsys):
+    """A request line that names a ``custom_id`` beside its ``prompt`` is read as a request line (its null reply
+    refused as such), not as a Batch API output line that failed."""
+    path = write(tmp_path / "r.jsonl", [{"custom_id": "a", "prompt": PROMPTS[0], "response": None}])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path), "r.jsonl:1: ", "its 'response' is null")
