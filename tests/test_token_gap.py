@@ -72,3 +72,29 @@ def test_a_clusters_one_token_requests_have_no_gap():
     run = simulate_cluster(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile()), replicas=2)
     r = run.requests.sort("request_id")
     assert r["max_token_gap"].is_null().to_list() == [True, False, True, False]
+
+
+def test_the_golden_grids_gaps_as_zero_hash_is_the_hash_of_the_old_rule(monkeypatch):
+    """``benchmarks/golden_grid.py --gaps-as-zero`` proves a change only made one-token requests' gaps null: a run's
+    hash with its nulls as 0.0 is the hash of the same run under the old rule (the gap kept as the host wrote it),
+    and the plain hashes differ (the grid's one-token requests)."""
+    import importlib.util
+    from pathlib import Path
+
+    from ltrsched import metrics
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "golden_grid.py"
+    spec = importlib.util.spec_from_file_location("golden_grid_for_test", path)
+    grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid)
+    wl = grid.with_short_outputs(make_workload([10, 20, 30, 5, 7, 9], [6, 7, 5, 8, 9, 4]), 4)
+    assert wl.df["output_tokens"].to_list() == [1, 2, 5, 8, 1, 2]
+
+    def run():
+        return simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(), max_num_seqs=2, record_steps=True))
+
+    new = run()
+    monkeypatch.setattr(metrics, "token_gap", lambda columns: pl.col("max_token_gap"))
+    old = run()
+    assert old.requests["max_token_gap"].null_count() == 0 and new.requests["max_token_gap"].null_count() == 2
+    assert grid.run_hash(new, gaps_as_zero=True) == grid.run_hash(old) != grid.run_hash(new)
