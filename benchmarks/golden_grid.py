@@ -1,6 +1,6 @@
 """Golden grid: proof that a change leaves the simulator's results bit-identical.
 
-Runs a fixed grid of simulations (4 workloads x 8 policies x 5 configurations = 160 runs of 160-240
+Runs a fixed grid of simulations (5 workloads x 8 policies x 5 configurations = 200 runs of 96-240
 requests, every run with a step trace) and hashes, exactly, every per-request column, every summary value
 (but the wall-clock ones) and every step-trace column of every run into one SHA-256.
 
@@ -8,6 +8,7 @@ requests, every run with a step trace) and hashes, exactly, every per-request co
     python benchmarks/golden_grid.py --check benchmarks/golden_grid.json   # exit 1 if anything differs
     python benchmarks/golden_grid.py --write benchmarks/golden_grid.json   # store a new reference
     python benchmarks/golden_grid.py --verbose                    # also one hash per run
+    python benchmarks/golden_grid.py --gaps-as-zero               # also the hash with max_token_gap's nulls as 0.0
 
 The committed reference (``benchmarks/golden_grid.json``) was written from the code of the commit it
 names. A change to the simulator, the batch rules or a policy that should not change results must pass
@@ -15,6 +16,10 @@ names. A change to the simulator, the batch rules or a policy that should not ch
 Floats are hashed by their bytes, so the hashes hold for one platform and numpy/polars build (the JSON
 records both); on another machine, write a reference from the base commit first, then check the change.
 About 1-2 minutes on one core.
+
+``--gaps-as-zero`` also prints the grid's hash with ``max_token_gap``'s nulls taken as 0.0, as the results were before
+one-token requests' gaps became null (branch simgap, after fa37e38): where nothing else changed it is this grid's hash
+from fa37e38's code, :data:`GAPS_AS_ZERO_SHA256` (exit 1 if not).
 """
 
 from __future__ import annotations
@@ -45,7 +50,11 @@ WORKLOADS = {
     "sharegpt-poisson": ("sharegpt", 240, "poisson", 12.0, 1.0, 300),
     "lmsys-like-gamma": ("lmsys-like", 240, "gamma", 8.0, 2.0, 300),
     "sharegpt-like-burst": ("sharegpt-like", 160, "burst", None, 1.0, 600),
+    "lmsys-like-short-burst": ("lmsys-like", 96, "burst", None, 1.0, 150),
 }
+#: name -> k: of the workload's requests, every k-th (the 1st, the (k+1)-th, ...) generates 1 output token and the
+#: one after it 2 (the others' shortest is 4): requests with no token gap (``max_token_gap`` null) beside ones with one
+SHORT_OUTPUTS = {"lmsys-like-short-burst": 4}
 POLICIES = (
     "fcfs", "srtf", "ltr:tau=0.6", "ltr:tau=0.6,starve=200,quantum=10", "mlfq", "po", "class:bucket=100",
     "oracle:tau=0.5",
@@ -88,10 +97,19 @@ def _scalar(v) -> str:
     return repr(v)
 
 
-def run_hash(result) -> str:
-    """SHA-256 of one run's requests, summary (wall-clock values left out) and step trace."""
+#: This grid's hash from the code before one-token requests' ``max_token_gap`` became null (0.0 then; fa37e38, whose
+#: own 160-run grid hashed to dae69015...): what ``--gaps-as-zero`` must give.
+GAPS_AS_ZERO_SHA256 = "1566f648ee2e4e86bd4768ec65257310459d7a5f177eb5861a897526de685c6b"
+
+
+def run_hash(result, gaps_as_zero: bool = False) -> str:
+    """SHA-256 of one run's requests, summary (wall-clock values left out) and step trace; ``gaps_as_zero``: with
+    ``max_token_gap``'s nulls (requests of fewer than two tokens) taken as 0.0, as they were before they were null."""
     h = hashlib.sha256()
-    _hash_frame(h, result.requests)
+    requests = result.requests
+    if gaps_as_zero:
+        requests = requests.with_columns(pl.col("max_token_gap").fill_null(0.0))
+    _hash_frame(h, requests)
     for key in sorted(result.summary):
         if key not in WALL_CLOCK_KEYS:
             h.update(f"{key}={_scalar(result.summary[key])}\n".encode())
@@ -107,11 +125,23 @@ def grid():
                 yield f"{w}|{c}|{p}", w, p, c
 
 
-def run_grid(verbose: bool = False) -> dict[str, str]:
+def with_short_outputs(workload, every: int):
+    """``workload`` with the outputs of every ``every``-th request set to 1 token and of the one after it to 2."""
+    row = np.arange(len(workload)) % every
+    out = workload.df["output_tokens"].to_numpy().copy()
+    out[row == 0], out[row == 1] = 1, 2
+    return workload.with_df(workload.df.with_columns(output_tokens=pl.Series(out)))
+
+
+def run_grid(verbose: bool = False, gaps_as_zero: dict[str, str] | None = None) -> dict[str, str]:
+    """Each run's hash; with ``gaps_as_zero`` (a dict) each run's :func:`run_hash` with ``gaps_as_zero`` in it too."""
     runs: dict[str, str] = {}
     workloads = {}
     for w, (name, n, arrival, rate, cv, _) in WORKLOADS.items():
-        workloads[w] = apply_arrivals(load_workload(name, num_requests=n, seed=0), arrival, rate=rate, cv=cv, seed=0)
+        workload = load_workload(name, num_requests=n, seed=0)
+        if w in SHORT_OUTPUTS:
+            workload = with_short_outputs(workload, SHORT_OUTPUTS[w])
+        workloads[w] = apply_arrivals(workload, arrival, rate=rate, cv=cv, seed=0)
     for run_id, w, p, c in grid():
         t0 = time.perf_counter()
         small = WORKLOADS[w][5]
@@ -119,6 +149,8 @@ def run_grid(verbose: bool = False) -> dict[str, str]:
                   for k, v in CONFIGS[c].items()}
         result = simulate(workloads[w], make_policy(p), SimConfig(record_steps=True, **kwargs))
         runs[run_id] = run_hash(result)
+        if gaps_as_zero is not None:
+            gaps_as_zero[run_id] = run_hash(result, gaps_as_zero=True)
         if verbose:
             print(f"{runs[run_id][:16]}  {time.perf_counter() - t0:6.2f} s  {run_id}", flush=True)
     return runs
@@ -147,12 +179,23 @@ def main() -> int:
     ap.add_argument("--check", metavar="FILE", help="compare with a reference JSON; exit 1 if any run differs")
     ap.add_argument("--write", metavar="FILE", help="store the results as a reference JSON")
     ap.add_argument("--verbose", "-v", action="store_true", help="print every run's hash")
+    ap.add_argument("--gaps-as-zero", action="store_true",
+                    help="also print the hash with max_token_gap's nulls as 0.0 (as before they were null), and "
+                         f"whether it is {GAPS_AS_ZERO_SHA256[:8]}..., the reference before")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    runs = run_grid(args.verbose)
+    old = {} if args.gaps_as_zero else None
+    runs = run_grid(args.verbose, old)
     total = total_hash(runs)
     print(f"golden grid: {len(runs)} runs in {time.perf_counter() - t0:.0f} s, sha256 {total}")
+    status = 0
+    if old is not None:
+        old_total = total_hash(old)
+        same = "identical to" if old_total == GAPS_AS_ZERO_SHA256 else "DIFFERENT from"
+        print(f"with max_token_gap's nulls as 0.0: sha256 {old_total}, {same} the reference before they were null "
+              f"({GAPS_AS_ZERO_SHA256[:8]}...)")
+        status = int(old_total != GAPS_AS_ZERO_SHA256)
     if args.write:
         ref = {
             "sha256": total,
@@ -167,14 +210,14 @@ def main() -> int:
         ref = json.loads(Path(args.check).read_text())
         if ref["sha256"] == total:
             print(f"identical to {args.check} (commit {ref.get('commit')})")
-            return 0
+            return status
         differ = sorted(r for r in set(ref["runs"]) | set(runs) if ref["runs"].get(r) != runs.get(r))
         print(f"DIFFERENT from {args.check} (commit {ref.get('commit')}, {ref.get('platform')}): "
               f"{len(differ)} of {len(runs)} runs", file=sys.stderr)
         for r in differ[:40]:
             print(f"  {r}", file=sys.stderr)
         return 1
-    return 0
+    return status
 
 
 if __name__ == "__main__":

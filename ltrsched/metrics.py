@@ -9,7 +9,9 @@ Per request:
     e2e_latency          finish_time - arrival_time [s]
     latency_per_token    e2e_latency / output_tokens [s/token] (the paper's main metric; output_tokens is
                          the workload's length, without any policy overhead tokens)
-    max_waiting_time     max(ttft, largest gap between two consecutive output tokens) [s]; NaN without a first token
+    max_token_gap        largest gap between two consecutive output tokens [s] (the host's column); null where the
+                         request generated fewer than 2 tokens (no two tokens, no gap: 0.0 claimed a perfect stream)
+    max_waiting_time     max(ttft, max_token_gap) [s] (ttft alone without a gap); NaN without a first token
     queueing_delay       first_scheduled_time - arrival_time [s]
 """
 
@@ -28,10 +30,28 @@ SUMMARY_METRICS = ("latency_per_token", "e2e_latency", "ttft", "tpot", "max_wait
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
 
+def _tokens_made(columns: Iterable[str]) -> pl.Expr:
+    """The output tokens a request has generated [tokens], from the columns a table has: ``generated_tokens``, else
+    (a table of finished requests without it) ``served_output_tokens``, else ``output_tokens``."""
+    columns = set(columns)
+    for name in ("generated_tokens", "served_output_tokens", "output_tokens"):
+        if name in columns:
+            return pl.col(name)
+    raise KeyError("a table of requests needs generated_tokens, served_output_tokens or output_tokens")
+
+
+def token_gap(columns: Iterable[str]) -> pl.Expr:
+    """``max_token_gap`` [s] where the request generated at least two tokens, else null: the one rule for the
+    simulator's and the engine's results (both hosts keep 0.0 until a second token comes)."""
+    return pl.when(_tokens_made(columns) >= 2).then(pl.col("max_token_gap")).otherwise(None)
+
+
 def request_metrics(df: pl.DataFrame) -> pl.DataFrame:
-    """Add the derived per-request metric columns to a table of timestamps."""
+    """Add the derived per-request metric columns to a table of timestamps, and null ``max_token_gap`` where a
+    request generated fewer than two tokens (:func:`token_gap`)."""
     served = pl.col("served_output_tokens") if "served_output_tokens" in df.columns else pl.col("output_tokens")
     ttft = pl.col("first_token_time") - pl.col("arrival_time")
+    df = df.with_columns(max_token_gap=token_gap(df.columns))
     return df.with_columns(
         ttft=ttft,
         tpot=pl.when(served > 1)
@@ -40,7 +60,7 @@ def request_metrics(df: pl.DataFrame) -> pl.DataFrame:
         e2e_latency=pl.col("finish_time") - pl.col("arrival_time"),
         latency_per_token=(pl.col("finish_time") - pl.col("arrival_time")) / pl.col("output_tokens"),
         # (NaN, or null, where there is no first token: max_horizontal skipped the NaN, and a request a stop time left
-        # waiting had waited 0.0 s)
+        # waiting had waited 0.0 s; max_horizontal skips a null gap: the TTFT alone, as max(ttft, 0.0) was)
         max_waiting_time=pl.when(ttft.is_not_nan()).then(pl.max_horizontal(ttft, pl.col("max_token_gap"))).otherwise(ttft),
         queueing_delay=pl.col("first_scheduled_time") - pl.col("arrival_time"),
     )

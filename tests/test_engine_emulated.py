@@ -89,6 +89,18 @@ def test_engine_result_has_the_simulators_schema():
     assert (steps["plugin_s"] > 0).all() and (steps["duration"] > 0).all()
 
 
+def test_the_engines_one_token_requests_have_no_token_gap_as_the_simulators():
+    """``max_token_gap`` is null for a request of one output token in the engine's results as in the simulator's (it
+    was 0.0 in both); the others keep theirs, the same on both hosts."""
+    workload = make_workload([10, 20, 30, 8, 12], [1, 2, 5, 1, 3])
+    engine, sim = _both(workload, "fcfs", 100, 64, 4)
+    e, s = engine.requests.sort("request_id"), sim.requests.sort("request_id")
+    assert e["max_token_gap"].is_null().to_list() == [True, False, False, True, False]
+    assert e["max_token_gap"].drop_nulls().to_list() == s["max_token_gap"].drop_nulls().to_list()
+    assert s["max_token_gap"].is_null().to_list() == e["max_token_gap"].is_null().to_list()
+    assert e["max_waiting_time"].to_list() == s["max_waiting_time"].to_list()
+
+
 def test_a_plan_vllm_does_not_follow_is_caught():
     """Without rule 5 the plan cuts the chunk where vLLM does not: the adapter must notice."""
     from ltrsched.engine import scheduler as sched_mod

@@ -60,7 +60,7 @@ _COLUMNS: dict[str, tuple[Any, Any]] = {  # name -> (dtype, fill)
     "first_scheduled_time": (np.float64, np.nan),
     "first_token_time": (np.float64, np.nan),
     "last_token_time": (np.float64, np.nan),
-    "max_token_gap": (np.float64, 0.0),
+    "max_token_gap": (np.float64, 0.0),  # (0.0 before a second token: null in the results, metrics.token_gap)
     "finish_time": (np.float64, np.nan),
 }
 
