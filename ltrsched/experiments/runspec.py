@@ -13,8 +13,9 @@ from ltrsched.errors import UserError
 #: Fields that label a run for tables but do not change its result (left out of the hash).
 LABEL_FIELDS = ("experiment", "setting", "label", "note")
 #: Bump when the meaning of a run changes (metrics added to summaries, scoring semantics), so that
-#: old cached results are not reused. 2: keys cover the content of input files and plugin code.
-CACHE_VERSION = 2
+#: old cached results are not reused. 2: keys cover the content of input files and plugin code; 3: max_token_gap
+#: is null for requests with fewer than two tokens (was 0.0).
+CACHE_VERSION = 3
 #: Fields that hold a number of seconds or a rate: an integer there means the float of the same value.
 _FLOAT_FIELDS = ("rate", "duration", "cv", "stop_time")
 #: ``SimConfig.block_size``'s default [tokens] (kept here so that hashing a spec imports no simulator).
