@@ -520,3 +520,18 @@ def test_sweep_results_carry_a_csv_traces_own_ids(capsys, csv_with_ids, tmp_path
     for run in runs:
         ids = pl.read_parquet(run)["request_id"].to_list()
         assert len(ids) == 4 and set(ids) <= set(_GIVEN_IDS)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_least_work_tau_balances_a_1_to_long_mix(seed):
+    """least-work:tau=0.6 on 40 requests of 1 or 3,000 output tokens, one every 50 ms, 2 replicas: the noise model's
+    unbounded lengths (a long request predicted up to 1.3e8 tokens at 30k: it multiplies) sent 34 (seed 0) and 32
+    (seed 2) to one replica; bounded by what each request can generate, 20 each, 10 long ones each."""
+    n = 40
+    outputs = np.where(np.arange(n) % 2 == 0, 1, 3_000)
+    wl = make_workload(np.full(n, 20), outputs, np.arange(n) * 0.05)
+    result = simulate_cluster(wl, make_policy("ltr:tau=0.6"), SimConfig(profile=LinearProfile()), replicas=2,
+                              router=make_router(f"least-work:tau=0.6,seed={seed}"))
+    replica = result.requests["replica"].to_numpy()
+    assert np.bincount(replica, minlength=2).min() >= 16
+    assert np.bincount(replica[outputs > 1], minlength=2).min() >= 8
