@@ -535,3 +535,15 @@ def test_least_work_tau_balances_a_1_to_long_mix(seed):
     replica = result.requests["replica"].to_numpy()
     assert np.bincount(replica, minlength=2).min() >= 16
     assert np.bincount(replica[outputs > 1], minlength=2).min() >= 8
+
+
+@pytest.mark.parametrize("router, counts", [("least-kv", [1, 1, 18]), ("least-kv:by=tokens", [7, 7, 6])])
+def test_least_kv_by_blocks_does_not_see_a_queue_of_long_prompts(router, counts):
+    """20 requests of 30,000-token prompts, 0.1 s apart, 3 replicas (the numbers the least-kv docstring and README
+    give): by blocks, the replica whose prefill started last shows the fewest blocks and collects the queue (queued
+    requests hold none); by tokens, the queued prompts count."""
+    n = 20
+    wl = make_workload(np.full(n, 30_000), 5 + np.arange(n), np.arange(n) * 0.1)
+    result = simulate_cluster(wl, make_policy("fcfs"), SimConfig(max_model_len=32_768), replicas=3,
+                              router=make_router(router))
+    assert np.bincount(result.requests["replica"].to_numpy(), minlength=3).tolist() == counts

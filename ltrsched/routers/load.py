@@ -25,7 +25,12 @@ class LeastKV(Router):
     Ties by outstanding requests, then the lowest index. ``by=blocks``: KV blocks in use on the GPU now
     (what a real router reads from the engine's metrics; queued requests hold none yet). ``by=tokens``:
     prompt + generated tokens of the outstanding requests, queued ones included (the KV they hold or will
-    need).
+    need; swapped-out and recompute-preempted requests count theirs too).
+
+    ``by=blocks`` does not see a queue: where long prompts arrive faster than a replica prefills them, the replica
+    that started its prefill last shows the fewest blocks (its chunks so far) and collects the queue (20 requests of
+    30,000-token prompts, 0.1 s apart, on 3 replicas: 1, 1 and 18); ``by=tokens`` counts the queued requests' prompts
+    (7, 7 and 6).
     """
 
     name = "least-kv"
