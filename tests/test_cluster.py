@@ -547,3 +547,15 @@ def test_least_kv_by_blocks_does_not_see_a_queue_of_long_prompts(router, counts)
     result = simulate_cluster(wl, make_policy("fcfs"), SimConfig(max_model_len=32_768), replicas=3,
                               router=make_router(router))
     assert np.bincount(result.requests["replica"].to_numpy(), minlength=3).tolist() == counts
+
+
+@pytest.mark.parametrize("router", ["rank:tau=0.6", "least-work:tau=0.6", "least-work:tau=0.6,max_model_len=8192"])
+def test_one_replica_behind_a_predicting_router_is_the_lone_simulator(router):
+    """--replicas 1 with a router that predicts: the lone simulator's run, bit for bit (the router always answers 0)."""
+    rng = np.random.default_rng(4)
+    n = 60
+    wl = make_workload(rng.integers(5, 300, n), rng.integers(1, 80, n), np.cumsum(rng.exponential(0.02, n)))
+    cfg = SimConfig(profile=LinearProfile(blocks=600), record_steps=True, max_model_len=8192)
+    policy = "ltr:tau=0.6"
+    _same_run(simulate(wl, make_policy(policy), cfg),
+              simulate_cluster(wl, make_policy(policy), cfg, replicas=1, router=make_router(router)))

@@ -228,3 +228,43 @@ def test_rank_routes_a_trained_predictors_scores_by_their_order_alone():
     for score in (listmle, class_scores):
         counts = np.bincount(_route_burst(make_router("rank"), {**cols, "score": score}, 4), minlength=4)
         assert counts.min() >= 8 and counts.max() <= 12, counts
+
+
+@pytest.mark.parametrize("spec", ["least-outstanding", "least-kv", "least-kv:by=tokens", "rank", "least-work"])
+def test_ties_go_to_fewer_outstanding_then_the_lowest_index(spec):
+    """Every state-reading router breaks a tie on its measure by outstanding requests, then by the lowest index: the
+    same run routes alike (1,000 idle replicas: replica 0)."""
+    r = make_router(spec)
+    r.prepare(columns(8, score=np.zeros(8), predicted_length=np.full(8, 50)), 3)
+    assert r.route(7, 0.0, views(*[[] for _ in range(1000)])) == 0
+    if spec == "least-kv":  # no blocks held anywhere: fewer outstanding requests win
+        assert r.route(7, 0.0, views([0, 1], [2], [3, 4])) == 1
+    # the measure tied on replicas 1 and 2 (no blocks; 100 tokens; 50 predicted; one ahead), 1 request each
+    assert r.route(7, 0.0, views([0, 1, 2], [3], [4], blocks=[10, 0, 0],
+                                 prompts=[[100, 100, 100], [100], [100]])) == 1
+
+
+@pytest.mark.parametrize("spec", ["rank", "least-work"])
+def test_an_idle_replica_is_chosen_without_reading_the_others_requests(spec):
+    """An idle replica (no outstanding request) has no request ranked ahead and no work: the least of either measure,
+    so the lowest-indexed one is the answer. It is found from the counts alone: each arrival read every replica's
+    requests (1,000 replicas, 1,000 ShareGPT requests at 200/s: 1.9 s of rank's and 4.5 s of least-work's routing CPU
+    -> 0.13 s each, the same assignment); with no replica idle, every measure is read as before."""
+    from ltrsched.routers import ReplicaSnapshot
+
+    reads = []
+
+    class Watched(ReplicaSnapshot):
+        @property
+        def requests(self):
+            reads.append(self.index)
+            return self.outstanding
+
+    def watched(*outstanding):
+        return [Watched(index=k, num_gpu_blocks=100, outstanding=rows) for k, rows in enumerate(outstanding)]
+
+    r = make_router(spec)
+    r.prepare(columns(8, score=np.arange(8.0), predicted_length=np.full(8, 50)), 4)
+    replicas = watched([0], [], [1, 2], [])
+    assert r.route(7, 0.0, replicas[::-1]) == 1 and reads == []  # (listed in any order: the lowest index)
+    assert r.route(7, 0.0, watched([0], [1, 2], [3], [4, 5])) == 0 and sorted(reads) == [0, 1, 2, 3]
