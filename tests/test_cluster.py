@@ -525,7 +525,7 @@ def test_sweep_results_carry_a_csv_traces_own_ids(capsys, csv_with_ids, tmp_path
 @pytest.mark.parametrize("seed", [0, 2])
 def test_least_work_tau_balances_a_1_to_long_mix(seed):
     """least-work:tau=0.6 on 40 requests of 1 or 3,000 output tokens, one every 50 ms, 2 replicas: the noise model's
-    unbounded lengths (a long request predicted up to 1.3e8 tokens at 30k: it multiplies) sent 34 (seed 0) and 32
+    unbounded lengths (a 3,000-token request predicted up to 2.2e8 tokens at seed 0) sent 34 (seed 0) and 32
     (seed 2) to one replica; bounded by what each request can generate, 20 each, 10 long ones each."""
     n = 40
     outputs = np.where(np.arange(n) % 2 == 0, 1, 3_000)

@@ -174,7 +174,7 @@ def _route_burst(router, cols, replicas):
 @pytest.mark.parametrize("seed", [0, 2, 4, 5])
 def test_least_work_tau_spreads_a_1_to_30k_burst(seed):
     """40 requests of a 1/30k-token mix arriving at once on 4 replicas: the noise model's unbounded lengths (up to
-    1.3e8 tokens for a 30k-token request at tau 0.6) sent 21, 20, 19 and 24 of them to one replica (seeds 0, 2, 4, 5);
+    4.4e10 tokens for a 30k-token request at tau 0.6) sent 21, 20, 19 and 24 of them to one replica (seeds 0, 2, 4, 5);
     bounded by what a request can generate, 16 at most (tests/test_cluster.py runs the mix through the simulator)."""
     cols, outputs = _mix()
     choice = _route_burst(make_router(f"least-work:tau=0.6,seed={seed}"), cols, 4)

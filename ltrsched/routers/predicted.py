@@ -143,9 +143,9 @@ class LeastWork(Router):
     Each predicted length is bounded to what the request can generate: at most ``max_model_len`` [tokens] minus its
     prompt, at least 1 token. ``max_model_len``: the replicas' (``simulate --max-model-len``); left out, the
     workload's longest request (prompt + output), the tightest context the replicas are known to serve. (Unbounded,
-    the noise model's log-normal errors predicted up to 1.3e8 tokens for a 30k-token request at tau 0.6, and a few
-    such requests made their replicas look busy for the whole run: 34 of 40 requests of a 1/30k-token mix went to
-    one of 2 replicas.)
+    the noise model's log-normal errors predicted up to 4.4e10 tokens for a 30,000-token request at tau 0.6, 40
+    requests of a 1/30k-token mix, and a few such requests made their replicas look busy for the whole run: of 40
+    requests of 1 or 3,000 tokens, one every 50 ms, 34 went to one of 2 replicas; tests/test_cluster.py.)
     """
 
     name = "least-work"
