@@ -446,6 +446,10 @@ def test_simulate_command_cluster(capsys, workload_file, tmp_path):
     (["--replicas", "4097"], "--replicas must be at most 4,096, got 4,097"),  # the simulator's message named no option
     (["--replicas", "2", "--router", "nosuch"], "unknown router 'nosuch'"),
     (["--replicas", "2", "--router", "rank"], "router 'rank' needs a 'score' column"),
+    (["--replicas", "2", "--router", "least-work:tau=0.6,max_model_len=100"],
+     "router 'least-work': max_model_len=100 is below request "),
+    (["--replicas", "2", "--router", "least-work:tau=0.6,max_model_len=1"],
+     "router 'least-work': max_model_len must be in 2..16,777,216 tokens, got 1"),
     (["--trace", "trace.txt"], "--trace must be a .json file"),
     (["--cdf", "cdf.txt"], "--cdf must end in .png"),
 ])
