@@ -268,3 +268,33 @@ def test_an_idle_replica_is_chosen_without_reading_the_others_requests(spec):
     replicas = watched([0], [], [1, 2], [])
     assert r.route(7, 0.0, replicas[::-1]) == 1 and reads == []  # (listed in any order: the lowest index)
     assert r.route(7, 0.0, watched([0], [1, 2], [3], [4, 5])) == 0 and sorted(reads) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow  # (~10 s in a fresh process: the n-gram tokenizer's and torch's first use; each fit is ~0.1 s)
+def test_a_trained_predictors_columns_route_a_1_to_30k_burst_sensibly():
+    """`ltrsched predict`'s columns from real (tiny) trained models: a ListMLE or pairwise ranker's unitless scores,
+    a class model's scores (minus bucket indices) and predicted_length (bucket midpoints [tokens]). 80 prompts, half
+    asking for one token and half for 30,000, arriving at once on 4 replicas: rank gives each replica 15-25 of them
+    (it balances requests ranked ahead, not work); least-work on the class model's lengths 15-25, and 8-12 of the
+    40 long ones (measured: 21/22/18/19 and 10 each; rank 19/21/21/19, 20/18/20/22, 23/19/21/17)."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    topics = ["rivers", "cats", "history", "math", "music", "ships", "trees", "stars", "bread", "trains"] * 4
+    short = [f"answer yes or no: do {t} exist {i}" for i, t in enumerate(topics)]
+    long = [f"write a very long detailed essay with many chapters about {t} {i}" for i, t in enumerate(topics)]
+    prompts = [p for pair in zip(short, long) for p in pair]
+    lengths = np.array([1, 30_000] * 40)
+    cols = columns(80, prompt_tokens=np.full(80, 20), output_tokens=lengths)
+    for kind, loss in (("rank", "listmle"), ("rank", "pairwise"), ("class", "ce")):
+        predictor = Predictor(PredictorConfig(kind=kind, loss=loss, epochs=3, dim=1024, bucket=820, num_classes=40))
+        predictor.fit(prompts, lengths)
+        scored = predictor.score(prompts)
+        cols["score"] = scored.scores
+        counts = np.bincount(_route_burst(make_router("rank"), cols, 4), minlength=4)
+        assert counts.min() >= 15 and counts.max() <= 25, (kind, loss, counts)
+        if kind == "class":
+            cols["predicted_length"] = scored.predicted_lengths
+            choice = _route_burst(make_router("least-work"), cols, 4)
+            counts, longs = np.bincount(choice, minlength=4), np.bincount(choice[lengths > 1], minlength=4)
+            assert counts.min() >= 15 and counts.max() <= 25 and longs.min() >= 8 and longs.max() <= 12, (counts, longs)
