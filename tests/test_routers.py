@@ -244,12 +244,13 @@ def test_ties_go_to_fewer_outstanding_then_the_lowest_index(spec):
                                  prompts=[[100, 100, 100], [100], [100]])) == 1
 
 
-@pytest.mark.parametrize("spec", ["rank", "least-work"])
+@pytest.mark.parametrize("spec", ["rank", "least-work", "least-kv:by=tokens"])
 def test_an_idle_replica_is_chosen_without_reading_the_others_requests(spec):
-    """An idle replica (no outstanding request) has no request ranked ahead and no work: the least of either measure,
-    so the lowest-indexed one is the answer. It is found from the counts alone: each arrival read every replica's
-    requests (1,000 replicas, 1,000 ShareGPT requests at 200/s: 1.9 s of rank's and 4.5 s of least-work's routing CPU
-    -> 0.13 s each, the same assignment); with no replica idle, every measure is read as before."""
+    """An idle replica (no outstanding request) has no request ranked ahead, no work and no tokens: the least of each
+    measure, so the lowest-indexed one is the answer. It is found from the counts alone: each arrival read every
+    replica's requests (1,000 replicas, 1,000 ShareGPT requests at 200/s: 1.9 s of rank's, 4.5 s of least-work's and
+    4.7 s of least-kv:by=tokens' routing CPU -> 0.09-0.13 s each, the same assignment); with no replica idle, every
+    measure is read as before."""
     from ltrsched.routers import ReplicaSnapshot
 
     reads = []
@@ -259,6 +260,11 @@ def test_an_idle_replica_is_chosen_without_reading_the_others_requests(spec):
         def requests(self):
             reads.append(self.index)
             return self.outstanding
+
+        @property
+        def context_tokens(self):
+            reads.append(self.index)
+            return len(self.outstanding)
 
     def watched(*outstanding):
         return [Watched(index=k, num_gpu_blocks=100, outstanding=rows) for k, rows in enumerate(outstanding)]

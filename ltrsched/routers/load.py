@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ltrsched.routers.base import Router
+from ltrsched.routers.base import Router, first_idle
 from ltrsched.routers.registry import register
 
 KV_MEASURES = ("blocks", "tokens")
@@ -43,4 +43,7 @@ class LeastKV(Router):
     def route(self, request, now, replicas) -> int:
         if self.by == "blocks":
             return min(replicas, key=lambda r: (r.kv_blocks_in_use, r.outstanding_requests, r.index)).index
+        idle = first_idle(replicas)  # (no tokens: the least; reading every replica's tokens is the cost)
+        if idle is not None:
+            return idle
         return min(replicas, key=lambda r: (r.context_tokens, r.outstanding_requests, r.index)).index

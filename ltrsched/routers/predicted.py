@@ -10,17 +10,8 @@ from ltrsched.policies.approx_oracle import (
 )
 from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.limit_rules import MAX_MODEL_LEN, MIN_MODEL_LEN
-from ltrsched.routers.base import Router
+from ltrsched.routers.base import Router, first_idle
 from ltrsched.routers.registry import register
-
-
-def first_idle(replicas) -> int | None:
-    """The lowest index of a replica with no outstanding request, None if every replica has one. Where there is one
-    it is the ``rank`` and ``least-work`` routers' answer (no request ranks ahead there and it has no work, the least
-    either measure can be; ties by the lowest index), found without reading any replica's requests: with 1,000
-    replicas, each arrival read every replica's outstanding requests."""
-    idle = [r.index for r in replicas if r.outstanding_requests == 0]
-    return min(idle) if idle else None
 
 
 def _warn_uninformative(scores: np.ndarray, request_ids: np.ndarray, name: str) -> None:
