@@ -446,6 +446,10 @@ def test_simulate_command_cluster(capsys, workload_file, tmp_path):
     (["--replicas", "4097"], "--replicas must be at most 4,096, got 4,097"),  # the simulator's message named no option
     (["--replicas", "2", "--router", "nosuch"], "unknown router 'nosuch'"),
     (["--replicas", "2", "--router", "rank"], "router 'rank' needs a 'score' column"),
+    (["--replicas", "2", "--router", "least-work:tau=0.6,max_model_len=100"],
+     "router 'least-work': max_model_len=100 is below request "),
+    (["--replicas", "2", "--router", "least-work:tau=0.6,max_model_len=1"],
+     "router 'least-work': max_model_len must be in 2..16,777,216 tokens, got 1"),
     (["--trace", "trace.txt"], "--trace must be a .json file"),
     (["--cdf", "cdf.txt"], "--cdf must end in .png"),
 ])
@@ -520,3 +524,42 @@ def test_sweep_results_carry_a_csv_traces_own_ids(capsys, csv_with_ids, tmp_path
     for run in runs:
         ids = pl.read_parquet(run)["request_id"].to_list()
         assert len(ids) == 4 and set(ids) <= set(_GIVEN_IDS)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_least_work_tau_balances_a_1_to_long_mix(seed):
+    """least-work:tau=0.6 on 40 requests of 1 or 3,000 output tokens, one every 50 ms, 2 replicas: the noise model's
+    unbounded lengths (a 3,000-token request predicted up to 2.2e8 tokens at seed 0) sent 34 (seed 0) and 32
+    (seed 2) to one replica; bounded by what each request can generate, 20 each, 10 long ones each."""
+    n = 40
+    outputs = np.where(np.arange(n) % 2 == 0, 1, 3_000)
+    wl = make_workload(np.full(n, 20), outputs, np.arange(n) * 0.05)
+    result = simulate_cluster(wl, make_policy("ltr:tau=0.6"), SimConfig(profile=LinearProfile()), replicas=2,
+                              router=make_router(f"least-work:tau=0.6,seed={seed}"))
+    replica = result.requests["replica"].to_numpy()
+    assert np.bincount(replica, minlength=2).min() >= 16
+    assert np.bincount(replica[outputs > 1], minlength=2).min() >= 8
+
+
+@pytest.mark.parametrize("router, counts", [("least-kv", [1, 1, 18]), ("least-kv:by=tokens", [7, 7, 6])])
+def test_least_kv_by_blocks_does_not_see_a_queue_of_long_prompts(router, counts):
+    """20 requests of 30,000-token prompts, 0.1 s apart, 3 replicas (the numbers the least-kv docstring and README
+    give): by blocks, the replica whose prefill started last shows the fewest blocks and collects the queue (queued
+    requests hold none); by tokens, the queued prompts count."""
+    n = 20
+    wl = make_workload(np.full(n, 30_000), 5 + np.arange(n), np.arange(n) * 0.1)
+    result = simulate_cluster(wl, make_policy("fcfs"), SimConfig(max_model_len=32_768), replicas=3,
+                              router=make_router(router))
+    assert np.bincount(result.requests["replica"].to_numpy(), minlength=3).tolist() == counts
+
+
+@pytest.mark.parametrize("router", ["rank:tau=0.6", "least-work:tau=0.6", "least-work:tau=0.6,max_model_len=8192"])
+def test_one_replica_behind_a_predicting_router_is_the_lone_simulator(router):
+    """--replicas 1 with a router that predicts: the lone simulator's run, bit for bit (the router always answers 0)."""
+    rng = np.random.default_rng(4)
+    n = 60
+    wl = make_workload(rng.integers(5, 300, n), rng.integers(1, 80, n), np.cumsum(rng.exponential(0.02, n)))
+    cfg = SimConfig(profile=LinearProfile(blocks=600), record_steps=True, max_model_len=8192)
+    policy = "ltr:tau=0.6"
+    _same_run(simulate(wl, make_policy(policy), cfg),
+              simulate_cluster(wl, make_policy(policy), cfg, replicas=1, router=make_router(router)))

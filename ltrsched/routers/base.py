@@ -114,6 +114,17 @@ class ReplicaSnapshot(ReplicaView):
         return int(self.prompt_tokens.sum() + self.generated.sum())
 
 
+def first_idle(replicas: Sequence[ReplicaView]) -> int | None:
+    """The lowest index of a replica with no outstanding request, None if every replica has one.
+
+    Where there is one it is the answer of every built-in router that reads the state (``least-kv:by=tokens``,
+    ``rank``, ``least-work``): it has no tokens, no request ranked ahead and no work, the least each measure can be, and
+    ties go to the lowest index. Found from the counts alone, without reading any replica's requests (with 1,000
+    replicas each arrival read every replica's)."""
+    idle = [r.index for r in replicas if r.outstanding_requests == 0]
+    return min(idle) if idle else None
+
+
 class Router:
     """Base class of routers.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ltrsched.routers.base import Router
+from ltrsched.routers.base import Router, first_idle
 from ltrsched.routers.registry import register
 
 KV_MEASURES = ("blocks", "tokens")
@@ -25,7 +25,12 @@ class LeastKV(Router):
     Ties by outstanding requests, then the lowest index. ``by=blocks``: KV blocks in use on the GPU now
     (what a real router reads from the engine's metrics; queued requests hold none yet). ``by=tokens``:
     prompt + generated tokens of the outstanding requests, queued ones included (the KV they hold or will
-    need).
+    need; swapped-out and recompute-preempted requests count theirs too).
+
+    ``by=blocks`` does not see a queue: where long prompts arrive faster than a replica prefills them, the replica
+    that started its prefill last shows the fewest blocks (its chunks so far) and collects the queue (20 requests of
+    30,000-token prompts, 0.1 s apart, on 3 replicas: 1, 1 and 18); ``by=tokens`` counts the queued requests' prompts
+    (7, 7 and 6).
     """
 
     name = "least-kv"
@@ -38,4 +43,7 @@ class LeastKV(Router):
     def route(self, request, now, replicas) -> int:
         if self.by == "blocks":
             return min(replicas, key=lambda r: (r.kv_blocks_in_use, r.outstanding_requests, r.index)).index
+        idle = first_idle(replicas)  # (no tokens: the least; reading every replica's tokens is the cost)
+        if idle is not None:
+            return idle
         return min(replicas, key=lambda r: (r.context_tokens, r.outstanding_requests, r.index)).index

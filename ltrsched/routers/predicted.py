@@ -9,7 +9,8 @@ from ltrsched.policies.approx_oracle import (
     approx_oracle_scores, check_seed, check_tau, noisy_lengths, warn_unreachable_tau,
 )
 from ltrsched.policies.fastops import count_nonzero
-from ltrsched.routers.base import Router
+from ltrsched.policies.limit_rules import MAX_MODEL_LEN, MIN_MODEL_LEN
+from ltrsched.routers.base import Router, first_idle
 from ltrsched.routers.registry import register
 
 
@@ -36,10 +37,14 @@ def _warn_uninformative(scores: np.ndarray, request_ids: np.ndarray, name: str) 
 
 @register
 class Rank(Router):
-    """Rank-aware: the replica where the fewest outstanding requests rank ahead of the new one.
+    """Rank-aware: the replica where the fewest outstanding requests rank ahead of the new one (scores read as
+    ranks only).
 
     Ahead means a score at least as high (predicted no longer; under LTR those run first). Ties by
-    outstanding requests, then the lowest index. Scale-free: uses only the order of the scores.
+    outstanding requests, then the lowest index. Scale-free: uses only the order of the scores, never their
+    values, so any predictor's column routes alike: a trained ranker's (ListMLE, pairwise: unitless), a class
+    model's (minus its bucket index), the approximate oracle's (minus a log length plus noise). No score is read
+    as a length (``least-work`` takes lengths [tokens] from ``predicted_length``).
 
     Scores come from the workload's ``score`` column (``ltrsched predict``), or with ``tau`` set from
     the approximate oracle at that Kendall tau (as ``ltr:tau=...``; no column needed).
@@ -67,6 +72,9 @@ class Rank(Router):
             _warn_uninformative(self._score, requests["request_id"], self.name)
 
     def route(self, request, now, replicas) -> int:
+        idle = first_idle(replicas)
+        if idle is not None:
+            return idle
         score = self._score
         mine = score[request]
 
@@ -76,25 +84,70 @@ class Rank(Router):
         return min(replicas, key=key).index
 
 
+def check_model_len(max_model_len: int | None) -> None:
+    """Raise ValueError unless ``max_model_len`` [tokens] is None or a whole number in the engine's range
+    (:data:`~ltrsched.policies.limit_rules.MIN_MODEL_LEN`..:data:`~ltrsched.policies.limit_rules.MAX_MODEL_LEN`)."""
+    if max_model_len is None:
+        return
+    if isinstance(max_model_len, (bool, np.bool_)) or not isinstance(max_model_len, (int, np.integer)):
+        raise ValueError(f"max_model_len must be a whole number of tokens, got {max_model_len!r}")
+    if not MIN_MODEL_LEN <= max_model_len <= MAX_MODEL_LEN:
+        raise ValueError(f"max_model_len must be in {MIN_MODEL_LEN}..{MAX_MODEL_LEN:,} tokens, got {max_model_len:,}")
+
+
+def output_bounds(requests, max_model_len: int | None, name: str) -> np.ndarray:
+    """The most output tokens each request can generate [tokens, float64]: ``max_model_len`` minus its prompt tokens,
+    at least 1 (an engine stops a request whose context reaches ``max_model_len``).
+
+    ``max_model_len`` None: the workload's longest request (prompt + output tokens), the tightest context every
+    replica is known to serve (the simulator refuses a workload with a request longer than its ``max_model_len``).
+    A ``max_model_len`` below that request is a one-line :class:`UserError` (it cannot be the replicas')."""
+    prompts = np.asarray(requests["prompt_tokens"], dtype=np.int64)
+    if len(prompts) == 0:
+        return np.zeros(0)
+    totals = prompts + np.asarray(requests["output_tokens"], dtype=np.int64)
+    longest = int(np.argmax(totals))
+    if max_model_len is None:
+        max_model_len = int(totals[longest])
+    elif totals[longest] > max_model_len:
+        raise UserError(
+            f"router {name!r}: max_model_len={max_model_len} is below request {requests['request_id'][longest]}'s "
+            f"{prompts[longest]:,} prompt + {totals[longest] - prompts[longest]:,} output tokens, which the replicas "
+            "serve; give the replicas' max_model_len, or leave the parameter out (the workload's longest request)")
+    return np.maximum(max_model_len - prompts, 1).astype(np.float64)
+
+
 @register
 class LeastWork(Router):
-    """The replica with the least predicted work: output tokens its requests are still predicted to generate.
+    """The replica with the least predicted output tokens left, each request's prediction capped at
+    max_model_len - prompt.
 
     Work is the sum, over the outstanding requests, of predicted length - generated tokens (at least 1);
     ties by outstanding requests, then the lowest index.
 
     Predicted lengths [tokens] come from the workload's ``predicted_length`` column (``ltrsched predict``
-    with a ``--kind class`` model; every request needs one), or with ``tau`` set from a noise model: the true lengths perturbed to
-    that Kendall tau (as ``class:tau=...``; no column needed).
+    with a ``--kind class`` model: bucket midpoints [tokens]; every request needs one), or with ``tau`` set from a
+    noise model: the true lengths perturbed to that Kendall tau (as ``class:tau=...``; no column needed). The
+    ``score`` column is never read: an LTR score (ListMLE, pairwise) is unitless, not a length (the ``rank`` router
+    uses it as a rank).
+
+    Each predicted length is bounded to what the request can generate: at most ``max_model_len`` [tokens] minus its
+    prompt, at least 1 token. ``max_model_len``: the replicas' (``simulate --max-model-len``); left out, the
+    workload's longest request (prompt + output), the tightest context the replicas are known to serve. (Unbounded,
+    the noise model's log-normal errors predicted up to 4.4e10 tokens for a 30,000-token request at tau 0.6, 40
+    requests of a 1/30k-token mix, and a few such requests made their replicas look busy for the whole run: of 40
+    requests of 1 or 3,000 tokens, one every 50 ms, 34 went to one of 2 replicas; tests/test_cluster.py.)
     """
 
     name = "least-work"
 
-    def __init__(self, tau: float | None = None, seed: int = 0):
+    def __init__(self, tau: float | None = None, seed: int = 0, max_model_len: int | None = None):
         check_tau(tau)
         check_seed(seed)
+        check_model_len(max_model_len)
         self.tau = tau
         self.seed = seed
+        self.max_model_len = max_model_len
         self._length = np.zeros(0)
 
     @property
@@ -102,17 +155,19 @@ class LeastWork(Router):
         return () if self.tau is not None else ("predicted_length",)
 
     def prepare(self, requests, num_replicas: int) -> None:
+        bounds = output_bounds(requests, self.max_model_len, self.name)
         if self.tau is not None:
             warn_unreachable_tau(requests["output_tokens"], self.tau, f"router {self.name}:tau={self.tau:g}")
-            self._length = noisy_lengths(requests["output_tokens"], self.tau, self.seed)
+            length = noisy_lengths(requests["output_tokens"], self.tau, self.seed)
         else:
-            self._length = np.asarray(requests["predicted_length"], dtype=np.float64)
-            missing = np.flatnonzero(np.isnan(self._length))
+            length = np.asarray(requests["predicted_length"], dtype=np.float64)
+            missing = np.flatnonzero(np.isnan(length))
             if len(missing):  # NaN work compares as never less: every request went to the replica holding one
                 raise UserError(
                     f"router {self.name!r}: {len(missing)} request(s) have no predicted_length (first: request "
                     f"{requests['request_id'][missing[0]]}); give every request one, or route on noisy true "
                     "lengths with a tau parameter, e.g. `--router least-work:tau=0.62`")
+        self._length = np.clip(length, 1.0, bounds)
 
     def work(self, replica) -> float:
         """Predicted output tokens the replica's outstanding requests still have to generate [tokens]."""
@@ -120,4 +175,7 @@ class LeastWork(Router):
         return float(np.maximum(left, 1.0).sum())
 
     def route(self, request, now, replicas) -> int:
+        idle = first_idle(replicas)
+        if idle is not None:
+            return idle
         return min(replicas, key=lambda r: (self.work(r), r.outstanding_requests, r.index)).index
