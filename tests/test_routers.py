@@ -196,6 +196,40 @@ def test_least_work_bounds_predictions_by_max_model_len_less_the_prompt():
     assert r.route(2, 0.0, views([0], [3])) == 0
 
 
+def test_least_work_bounds_predictions_by_the_replicas_context():
+    """Without the parameter, the bound is the replicas' own context as the host gives it (the simulator's
+    max_model_len), not the workload's longest request (1,050 tokens here: a hint of the true lengths)."""
+    cols = columns(4, prompt_tokens=[100, 1000, 10, 10], output_tokens=[50, 50, 50, 50],
+                   predicted_length=[6.7e6, 6.7e6, 0.0, 3e3])
+    r = make_router("least-work")
+    r.prepare(cols, 2)
+    idle = [ReplicaSnapshot(index=0, max_model_len=4096), ReplicaSnapshot(index=1, max_model_len=4096)]
+    assert r.route(0, 0.0, idle) == 0
+    assert [r.work(views([i])[0]) for i in range(4)] == [3996.0, 3096.0, 1.0, 3000.0]
+
+
+def test_the_cluster_gives_routers_its_context():
+    """Every replica view names the run's context [tokens]: given, or the profile's bounded by the KV cache."""
+    from ltrsched.routers import Router
+    from ltrsched.sim import SimConfig
+    from ltrsched.sim.cluster import simulate_cluster
+    from ltrsched.policies import make_policy
+    from ltrsched.workloads import load_workload
+
+    seen = []
+
+    class Spy(Router):
+        name = "spy-context"
+
+        def route(self, request, now, replicas):
+            seen.append({r.max_model_len for r in replicas})
+            return 0
+
+    wl = load_workload("sharegpt", num_requests=4)
+    simulate_cluster(wl, make_policy("fcfs"), SimConfig(max_model_len=4000), replicas=2, router=Spy())
+    assert seen and all(s == {4000} for s in seen)
+
+
 def test_least_work_refuses_a_max_model_len_below_the_workload():
     cols = columns(3, prompt_tokens=[100, 5000, 10], output_tokens=[50, 4000, 50], predicted_length=[1, 1, 1])
     with pytest.raises(UserError, match=r"^router 'least-work': max_model_len=8192 is below request 1's 5,000 prompt "

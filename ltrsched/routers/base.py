@@ -25,10 +25,12 @@ class ReplicaView:
     Attributes:
         index: the replica's position in the cluster (0..N-1).
         num_gpu_blocks: KV-cache capacity [blocks].
+        max_model_len: the longest prompt + output a request may have on the replica [tokens] (the run's context).
     """
 
     index: int
     num_gpu_blocks: int
+    max_model_len: int
 
     @property
     def outstanding_requests(self) -> int:
@@ -67,6 +69,7 @@ class ReplicaSnapshot(ReplicaView):
 
     index: int = 0
     num_gpu_blocks: int = 1
+    max_model_len: int | None = None  # (None: not known to the host)
     outstanding: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     generated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     prompt_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))

@@ -132,8 +132,11 @@ class LeastWork(Router):
     uses it as a rank).
 
     Each predicted length is bounded to what the request can generate: at most ``max_model_len`` [tokens] minus its
-    prompt, at least 1 token. ``max_model_len``: the replicas' (``simulate --max-model-len``); left out, the
-    workload's longest request (prompt + output), the tightest context the replicas are known to serve. (Unbounded,
+    prompt, at least 1 token. ``max_model_len``: this parameter where given; left out, for a ``predicted_length``
+    column the replicas' own context as the host gives it (:attr:`ReplicaView.max_model_len`: the simulator's
+    ``--max-model-len``, else the profile's bounded by the KV cache: a real router knows no more), and for the noise
+    model (``tau``, true lengths perturbed) or where the host gives no context, the workload's longest request (prompt
+    + output), the tightest context the replicas are known to serve. (Unbounded,
     the noise model's log-normal errors predicted up to 4.4e10 tokens for a 30,000-token request at tau 0.6, 40
     requests of a 1/30k-token mix, and a few such requests made their replicas look busy for the whole run: of 40
     requests of 1 or 3,000 tokens, one every 50 ms, 34 went to one of 2 replicas; tests/test_cluster.py.)
@@ -149,6 +152,9 @@ class LeastWork(Router):
         self.seed = seed
         self.max_model_len = max_model_len
         self._length = np.zeros(0)
+        self._predicted = np.zeros(0)  # unbounded [tokens]
+        self._prompts = np.zeros(0, dtype=np.int64)
+        self._bounded_by_replicas = False
 
     @property
     def needs(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -156,6 +162,10 @@ class LeastWork(Router):
 
     def prepare(self, requests, num_replicas: int) -> None:
         bounds = output_bounds(requests, self.max_model_len, self.name)
+        self._prompts = np.asarray(requests["prompt_tokens"], dtype=np.int64)
+        # (the noise model reads the true lengths anyway: its bound stays the workload's longest request, which on
+        # a 100,000-token context kept a 1/3,000-token mix at 20/20 where the context's bound gave 30/10)
+        self._bounded_by_replicas = self.max_model_len is not None or self.tau is not None
         if self.tau is not None:
             warn_unreachable_tau(requests["output_tokens"], self.tau, f"router {self.name}:tau={self.tau:g}")
             length = noisy_lengths(requests["output_tokens"], self.tau, self.seed)
@@ -167,7 +177,18 @@ class LeastWork(Router):
                     f"router {self.name!r}: {len(missing)} request(s) have no predicted_length (first: request "
                     f"{requests['request_id'][missing[0]]}); give every request one, or route on noisy true "
                     "lengths with a tau parameter, e.g. `--router least-work:tau=0.62`")
+        self._predicted = length
         self._length = np.clip(length, 1.0, bounds)
+
+    def _bound_by(self, replicas) -> None:
+        """Bound a ``predicted_length`` column's lengths by the replicas' own context (:attr:`ReplicaView.max_model_len`,
+        the run's ``--max-model-len`` or the profile's) where no ``max_model_len`` parameter was given and the host
+        names one: the workload's longest request, the bound before the first arrival, is a hint of the true lengths
+        that a predictor's router would not have."""
+        self._bounded_by_replicas = True
+        context = getattr(replicas[0], "max_model_len", None) if len(replicas) else None
+        if context is not None:
+            self._length = np.clip(self._predicted, 1.0, np.maximum(int(context) - self._prompts, 1).astype(np.float64))
 
     def work(self, replica) -> float:
         """Predicted output tokens the replica's outstanding requests still have to generate [tokens]."""
@@ -175,6 +196,8 @@ class LeastWork(Router):
         return float(np.maximum(left, 1.0).sum())
 
     def route(self, request, now, replicas) -> int:
+        if not self._bounded_by_replicas:
+            self._bound_by(replicas)
         idle = first_idle(replicas)
         if idle is not None:
             return idle

@@ -68,11 +68,12 @@ MAX_REPLICAS = 4096
 class ReplicaState(ReplicaView):
     """A router's view of one simulated replica (read live from the replica, see :class:`ReplicaView`)."""
 
-    __slots__ = ("index", "num_gpu_blocks", "_replica", "_inbox")
+    __slots__ = ("index", "num_gpu_blocks", "max_model_len", "_replica", "_inbox")
 
-    def __init__(self, index: int, replica: Replica, inbox: Inbox):
+    def __init__(self, index: int, replica: Replica, inbox: Inbox, max_model_len: int):
         self.index = index
         self.num_gpu_blocks = replica.limits.num_gpu_blocks
+        self.max_model_len = max_model_len
         self._replica = replica
         self._inbox = inbox
 
@@ -133,10 +134,10 @@ def _arrival_ordered(table: RequestTable) -> bool:
 class _BlindView(ReplicaView):
     """What a router that declares ``reads_state = False`` gets: the replica's index, no state."""
 
-    __slots__ = ("index", "num_gpu_blocks", "_router")
+    __slots__ = ("index", "num_gpu_blocks", "max_model_len", "_router")
 
-    def __init__(self, index: int, num_gpu_blocks: int, router: Router):
-        self.index, self.num_gpu_blocks, self._router = index, num_gpu_blocks, router
+    def __init__(self, index: int, num_gpu_blocks: int, max_model_len: int, router: Router):
+        self.index, self.num_gpu_blocks, self.max_model_len, self._router = index, num_gpu_blocks, max_model_len, router
 
     def __getattribute__(self, name: str):
         if name in ("outstanding_requests", "kv_blocks_in_use", "requests", "generated_tokens", "context_tokens",
@@ -272,11 +273,11 @@ def _route_arrivals(env: simpy.Environment, table: RequestTable, router: Router,
 
 
 def _route_up_front(table: RequestTable, router: Router, inboxes: Sequence[Inbox], num_gpu_blocks: int,
-                    assigned: np.ndarray, stop_time: float | None, guards: Sequence[ThrashGuard] | None = None) -> None:
+                    max_model_len: int, assigned: np.ndarray, stop_time: float | None, guards: Sequence[ThrashGuard] | None = None) -> None:
     """Route every request before the run (a router that never reads the replicas' state), so that the
     replicas need not pause at each other's arrivals. ``guards``: each replica's thrash guard, given the requests
     routed there."""
-    views = [_BlindView(k, num_gpu_blocks, router) for k in range(len(inboxes))]
+    views = [_BlindView(k, num_gpu_blocks, max_model_len, router) for k in range(len(inboxes))]
     rows, times = _arrivals(table, stop_time)
     for row, at in zip(rows, times):
         assigned[row] = _route_one(router, row, at, views, table)
@@ -335,7 +336,7 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
         traces = [StepTrace() if config.record_steps else None for _ in range(replicas)]
         fleet = [make_replica(env, setup, policies[k], config, table=inboxes[k].table, trace=traces[k],
                               inbox=inboxes[k], on_progress=bar.update if bar else None) for k in range(replicas)]
-        views = [ReplicaState(k, fleet[k], inboxes[k]) for k in range(replicas)]
+        views = [ReplicaState(k, fleet[k], inboxes[k], setup.max_model_len) for k in range(replicas)]
         guards = _fresh_guards(fleet)
         assigned = np.full(n, -1, dtype=np.int64)
         wall = time.perf_counter()
@@ -343,7 +344,8 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
             env.process(guarded(_route_arrivals(env, table, router, views, inboxes, horizon, assigned,  # first
                                                 config.stop_time, guards)))
         else:
-            _route_up_front(table, router, inboxes, setup.limits.num_gpu_blocks, assigned, config.stop_time, guards)
+            _route_up_front(table, router, inboxes, setup.limits.num_gpu_blocks, setup.max_model_len, assigned,
+                            config.stop_time, guards)
         for replica in fleet:
             env.process(replica.run())
         run_to_end(env)  # (env.run(), a plugin's exception raised as raised)

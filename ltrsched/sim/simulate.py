@@ -229,6 +229,8 @@ class RunSetup:
         table: the request state arrays (policy overhead tokens included).
         host_blocks: host swap capacity of one replica [blocks].
         swap_s_per_block: host-link time of one KV block [s].
+        max_model_len: the longest prompt + output a request may have [tokens] (given, or the profile's bounded by
+            the KV cache).
     """
 
     profile: Any
@@ -236,6 +238,7 @@ class RunSetup:
     table: RequestTable
     host_blocks: int
     swap_s_per_block: float
+    max_model_len: int
 
 
 #: How to make room for one KV block, in :class:`SimConfig`'s field names (what the Python API sets); a command
@@ -348,7 +351,7 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
     block_bytes = profile.kv_bytes_per_token * config.block_size
     host_blocks = host_capacity_blocks(config.swap_space_gib, block_bytes)
     swap_s_per_block = block_bytes / profile.host_link_bytes_per_s
-    return RunSetup(profile, limits, table, host_blocks, swap_s_per_block)
+    return RunSetup(profile, limits, table, host_blocks, swap_s_per_block, max_model_len)
 
 
 def make_replica(env: simpy.Environment, setup: RunSetup, policy: Policy, config: SimConfig,
