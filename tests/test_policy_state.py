@@ -1081,3 +1081,21 @@ def test_starvation_prevention_tells_a_plugins_step_hook_the_mask_not_the_wrappe
     assert order[0] == 4  # (promoted first)
     policy.on_step_ranks(view, order, 2, 0.01)
     assert told == [("mask", sorted(order[:2].tolist()))]
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 64, 65, 300])
+def test_remaining_orders_positions_now_move_up_by_the_departed_before_them(d):
+    """SRTF's kept order moves the positions now after departed base positions up by their count: one slice per
+    departed request up to 64, a cumulative count past it; both as a count of the departed below each position."""
+    from ltrsched.policies.remaining_order import _leave
+
+    rng = np.random.default_rng(d)
+    nbase = 1000
+    now = np.sort(rng.choice(5000, nbase, replace=False))
+    left = np.sort(rng.choice(nbase, d, replace=False))
+    want = now - np.searchsorted(left, np.arange(nbase))  # (for a departed one: the count of those before it)
+    got = np.concatenate((now, [-7, -7]))  # (past nbase: untouched)
+    _leave(got, nbase, left)
+    keep = np.ones(nbase, dtype=bool)
+    keep[left] = False
+    assert np.array_equal(got[:nbase][keep], want[keep]) and list(got[nbase:]) == [-7, -7]
