@@ -7,7 +7,8 @@ save its per-request table; then compare two such directories column by column (
     python benchmarks/big_queue_identity.py compare /tmp/old /tmp/new
 
 ``compare`` prints one line per policy (``identical``, or the columns that differ and in how many rows) and exits 1
-if any differs or is missing.
+if any differs or is missing. A run that raises (LTR with starvation prevention thrashes at a 20,000 burst and stops
+with a ``ThrashError``) is saved as its message, compared word for word.
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ def run(args) -> None:
     wl = big_burst(args.n)
     for spec in split_policies(args.policies):
         t0 = time.process_time()
-        res = simulate(wl, make_policy(spec), SimConfig(stop_time=args.stop_time))
+        try:
+            res = simulate(wl, make_policy(spec), SimConfig(stop_time=args.stop_time))
+        except Exception as exc:  # (a run that stops, e.g. LTR + starvation prevention's thrash at a burst: its message)
+            (out / file_name(spec)).with_suffix(".error").write_text(f"{type(exc).__name__}: {exc}\n")
+            print(f"{spec}: {type(exc).__name__} after {time.process_time() - t0:.1f} s CPU", flush=True)
+            continue
         res.requests.write_parquet(out / file_name(spec))
         print(f"{spec}: {res.summary['steps']:,} steps, {res.summary['num_finished']:,} finished, "
               f"{time.process_time() - t0:.1f} s CPU", flush=True)
@@ -49,6 +55,11 @@ def run(args) -> None:
 def compare(args) -> int:
     bad = 0
     a_dir, b_dir = Path(args.a), Path(args.b)
+    for path in sorted(a_dir.glob("*.error")):
+        other = b_dir / path.name
+        same = other.exists() and other.read_text() == path.read_text()
+        print(f"{path.stem}: " + ("the same error, word for word" if same else "DIFFERS: an error in one only, or another"))
+        bad += not same
     for path in sorted(a_dir.glob("*.parquet")):
         other = b_dir / path.name
         if not other.exists():

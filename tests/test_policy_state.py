@@ -326,7 +326,7 @@ def test_live_view_at_reads_the_positions_only():
         view.at("nope", np.array([0]))
 
 
-@pytest.mark.parametrize("spec", ["ltr:tau=0.5,starve=6,quantum=2", "mlfq:quantum=0.01,promote=5", "ltr:tau=0.5"])
+@pytest.mark.parametrize("spec", ["ltr:tau=0.5,starve=6,quantum=2", "mlfq:quantum=0.01,promote=5", "ltr:tau=0.5", "srtf"])
 @pytest.mark.parametrize("router", ["round-robin", "least-outstanding", "rank:tau=0.5"])
 def test_same_order_as_the_stateless_reference_in_a_cluster(spec, router):
     """Each replica ranks with its own copy of the policy (its own arrivals, finishes and steps)."""
@@ -698,8 +698,8 @@ def test_mlfq_told_its_batch_by_ranks_orders_as_the_stateless_reference(spec, co
 
 
 @pytest.mark.parametrize("spec", ["srtf", "class:bucket=100"])
-@pytest.mark.parametrize("config", [dict(), dict(num_gpu_blocks=120, preemption="recompute"),
-                                    dict(num_gpu_blocks=150, preemption="recompute", semantics="vllm-v1")],
+@pytest.mark.parametrize("config", [dict(), dict(num_gpu_blocks=30, preemption="recompute"),
+                                    dict(num_gpu_blocks=40, preemption="recompute", semantics="vllm-v1")],
                          ids=["roomy", "recompute", "vllm-v1"])
 def test_srtf_and_class_keep_their_orders_in_a_burst_instead_of_sorting_every_live_request_each_step(
         monkeypatch, spec, config):
@@ -711,14 +711,22 @@ def test_srtf_and_class_keep_their_orders_in_a_burst_instead_of_sorting_every_li
     order_by = LiveView.order_by
     monkeypatch.setattr(LiveView, "order_by", lambda view, *keys: sorts.append(len(view)) or order_by(view, *keys))
     rng = np.random.default_rng(5)
-    wl = make_workload(list(rng.integers(4, 60, 400)), list(rng.integers(1, 40, 400)))
-    simulate(wl, make_policy(spec), SimConfig(max_num_seqs=16, **config))
+    wl = make_workload(list(rng.integers(4, 60, 200)), list(rng.integers(1, 40, 200)))
+    result = simulate(wl, make_policy(spec), SimConfig(max_num_seqs=16, **config))
     assert len(sorts) <= 2, sorts[:20]
+    assert (result.summary["num_preemptions"] > 0) == bool(config)  # (the small caches preempt)
     monkeypatch.undo()
     policy = make_policy(spec)
-    lockstep = (LockstepRanks if hasattr(policy, "on_step_ranks") else Lockstep)(policy)
+    lone = []
+
+    class Counting(LockstepRanks if hasattr(policy, "on_step_ranks") else Lockstep):
+        def rank(self, view):
+            lone.append(len(view) < 2)
+            return super().rank(view)
+
+    lockstep = Counting(policy)
     simulate(wl, lockstep, SimConfig(max_num_seqs=16, **config))
-    assert lockstep.steps > 100 and lockstep.vouched == lockstep.steps
+    assert lockstep.steps > 100 and lockstep.vouched >= lockstep.steps - sum(lone)  # (SRTF does not vouch a lone one)
 
 
 def test_the_replica_tells_mlfq_its_batch_by_ranks_without_a_mask():
