@@ -24,6 +24,30 @@ class RefLTR(Policy):
         return view.order_by(-self.ltr.scores(view))
 
 
+class RefSRTF(Policy):
+    """SRTF as it ranked before it kept its order: one sort of every live request per step."""
+
+    def rank(self, view: LiveView) -> np.ndarray:
+        if len(view) < 2:
+            return np.zeros(len(view), dtype=np.intp)
+        return view.order_by(view.remaining_tokens)
+
+
+class RefClass(Policy):
+    """The classification baseline as it ranked before it kept its order: one sort per step."""
+
+    def __init__(self, policy):
+        from ltrsched.policies.classification import Classification
+
+        self.policy = Classification(policy.bucket, policy.tau, policy.seed)  # (for its buckets, fixed per request)
+
+    def prepare(self, requests) -> None:
+        self.policy.prepare(requests)
+
+    def rank(self, view: LiveView) -> np.ndarray:
+        return view.order_by(self.policy._bucket_of.get(view.request_id))
+
+
 class RefPO(Policy):
     """PO as it ranked before it kept its orders: one sort of every live request per step."""
 
@@ -121,9 +145,11 @@ class RefMLFQ(Policy):
 
 def reference(policy: Policy) -> Policy:
     """A stateless reference for ``policy`` (a fresh object; ``policy`` is only read for its parameters)."""
+    from ltrsched.policies.classification import Classification
     from ltrsched.policies.ltr import LTR
     from ltrsched.policies.mlfq import MLFQ
     from ltrsched.policies.po import PO
+    from ltrsched.policies.srtf import SRTF
 
     if isinstance(policy, StarvationPrevention):
         return RefStarvation(reference(policy.inner), policy.threshold, policy.quantum)
@@ -133,6 +159,10 @@ def reference(policy: Policy) -> Policy:
         return RefMLFQ(policy.quantum, policy.threshold, policy.promote)
     if isinstance(policy, PO):
         return RefPO(policy)
+    if isinstance(policy, SRTF):
+        return RefSRTF()
+    if isinstance(policy, Classification):
+        return RefClass(policy)
     return policy
 
 

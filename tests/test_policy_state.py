@@ -22,7 +22,7 @@ STATEFUL = [
     "fcfs:starve=10,quantum=2", "srtf:starve=5,quantum=4", "class:bucket=100,starve=8,quantum=2",
     "mlfq", "mlfq:quantum=0.01,threshold=1.5", "mlfq:quantum=0.005,threshold=1", "mlfq:quantum=0.01,promote=6",
     "mlfq:quantum=0.02,threshold=3,promote=1", "mlfq:starve=15,starve_quantum=2",
-    "mlfq:quantum=0.01,promote=9,starve=4,starve_quantum=3", "po:tokens=3",
+    "mlfq:quantum=0.01,promote=9,starve=4,starve_quantum=3", "po:tokens=3", "srtf", "class:bucket=100", "class",
 ]
 
 
@@ -49,7 +49,8 @@ workloads = st.integers(min_value=1, max_value=30).flatmap(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(wl=workloads, spec=st.sampled_from(["ltr", "ltr:starve=3,quantum=2", "mlfq:quantum=0.02", "po:tokens=2",
+@given(wl=workloads, spec=st.sampled_from(["ltr", "ltr:starve=3,quantum=2", "mlfq:quantum=0.02", "po:tokens=2", "srtf",
+                                           "class:bucket=20",
                                            "mlfq:quantum=0.02,promote=4", "mlfq:quantum=0.01,starve=3,starve_quantum=1"]),
        seqs=st.integers(1, 8), blocks=st.integers(12, 60), preemption=st.sampled_from(["swap", "recompute"]),
        semantics=st.sampled_from(["paper", "vllm-v1"]), shuffle=st.booleans())
@@ -153,7 +154,8 @@ class ScriptedHost:
 
 
 @pytest.mark.parametrize("seed", range(12))
-@pytest.mark.parametrize("spec", ["ltr", "ltr:starve=4,quantum=2", "srtf:starve=2,quantum=1", "mlfq:quantum=0.02",
+@pytest.mark.parametrize("spec", ["ltr", "ltr:starve=4,quantum=2", "srtf:starve=2,quantum=1", "srtf", "class:bucket=30",
+                                  "mlfq:quantum=0.02",
                                   "mlfq:quantum=0.01,threshold=1.5,promote=5",
                                   "mlfq:quantum=0.02,starve=3,starve_quantum=2", "po:tokens=3",
                                   "po:tokens=1,tau=1"])
@@ -324,7 +326,7 @@ def test_live_view_at_reads_the_positions_only():
         view.at("nope", np.array([0]))
 
 
-@pytest.mark.parametrize("spec", ["ltr:tau=0.5,starve=6,quantum=2", "mlfq:quantum=0.01,promote=5", "ltr:tau=0.5"])
+@pytest.mark.parametrize("spec", ["ltr:tau=0.5,starve=6,quantum=2", "mlfq:quantum=0.01,promote=5", "ltr:tau=0.5", "srtf"])
 @pytest.mark.parametrize("router", ["round-robin", "least-outstanding", "rank:tau=0.5"])
 def test_same_order_as_the_stateless_reference_in_a_cluster(spec, router):
     """Each replica ranks with its own copy of the policy (its own arrivals, finishes and steps)."""
@@ -677,6 +679,7 @@ class LockstepRanks(Lockstep):
 
 
 @pytest.mark.parametrize("spec", ["mlfq", "mlfq:quantum=0.01,threshold=1.5", "mlfq:quantum=0.005,threshold=1",
+                                  "srtf", "srtf:starve=5,quantum=4",
                                   "mlfq:quantum=0.01,promote=6", "mlfq:quantum=0.02,threshold=3,promote=1",
                                   "mlfq:starve=15,starve_quantum=2", "mlfq:quantum=0.01,promote=9,starve=4,starve_quantum=3"])
 @pytest.mark.parametrize("config", [
@@ -692,6 +695,38 @@ def test_mlfq_told_its_batch_by_ranks_orders_as_the_stateless_reference(spec, co
     policy = LockstepRanks(make_policy(spec))
     simulate(wl, policy, SimConfig(stop_time=60.0, **config))
     assert policy.steps > 100 and policy.ranked_steps > 100
+
+
+@pytest.mark.parametrize("spec", ["srtf", "class:bucket=100"])
+@pytest.mark.parametrize("config", [dict(), dict(num_gpu_blocks=30, preemption="recompute"),
+                                    dict(num_gpu_blocks=40, preemption="recompute", semantics="vllm-v1")],
+                         ids=["roomy", "recompute", "vllm-v1"])
+def test_srtf_and_class_keep_their_orders_in_a_burst_instead_of_sorting_every_live_request_each_step(
+        monkeypatch, spec, config):
+    """SRTF and the classification baseline sorted every live request at every step (``view.order_by``): at 20,000
+    waiting requests 3.3x and 21x FCFS's step, at 200,000 20x (SRTF; BENCHMARKS.md, "Big queues"). Class's key is fixed
+    per request and SRTF's changes only for the batch, so both keep their orders: a sort on the first step only, the
+    same order as the old formula at every step (``Lockstep``; SRTF told the batch by ranks as the replica tells it)."""
+    sorts = []
+    order_by = LiveView.order_by
+    monkeypatch.setattr(LiveView, "order_by", lambda view, *keys: sorts.append(len(view)) or order_by(view, *keys))
+    rng = np.random.default_rng(5)
+    wl = make_workload(list(rng.integers(4, 60, 200)), list(rng.integers(1, 40, 200)))
+    result = simulate(wl, make_policy(spec), SimConfig(max_num_seqs=16, **config))
+    assert len(sorts) <= 2, sorts[:20]
+    assert (result.summary["num_preemptions"] > 0) == bool(config)  # (the small caches preempt)
+    monkeypatch.undo()
+    policy = make_policy(spec)
+    lone = []
+
+    class Counting(LockstepRanks if hasattr(policy, "on_step_ranks") else Lockstep):
+        def rank(self, view):
+            lone.append(len(view) < 2)
+            return super().rank(view)
+
+    lockstep = Counting(policy)
+    simulate(wl, lockstep, SimConfig(max_num_seqs=16, **config))
+    assert lockstep.steps > 100 and lockstep.vouched >= lockstep.steps - sum(lone)  # (SRTF does not vouch a lone one)
 
 
 def test_the_replica_tells_mlfq_its_batch_by_ranks_without_a_mask():
@@ -1054,3 +1089,21 @@ def test_starvation_prevention_tells_a_plugins_step_hook_the_mask_not_the_wrappe
     assert order[0] == 4  # (promoted first)
     policy.on_step_ranks(view, order, 2, 0.01)
     assert told == [("mask", sorted(order[:2].tolist()))]
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 64, 65, 300])
+def test_remaining_orders_positions_now_move_up_by_the_departed_before_them(d):
+    """SRTF's kept order moves the positions now after departed base positions up by their count: one slice per
+    departed request up to 64, a cumulative count past it; both as a count of the departed below each position."""
+    from ltrsched.policies.remaining_order import _leave
+
+    rng = np.random.default_rng(d)
+    nbase = 1000
+    now = np.sort(rng.choice(5000, nbase, replace=False))
+    left = np.sort(rng.choice(nbase, d, replace=False))
+    want = now - np.searchsorted(left, np.arange(nbase))  # (for a departed one: the count of those before it)
+    got = np.concatenate((now, [-7, -7]))  # (past nbase: untouched)
+    _leave(got, nbase, left)
+    keep = np.ones(nbase, dtype=bool)
+    keep[left] = False
+    assert np.array_equal(got[:nbase][keep], want[keep]) and list(got[nbase:]) == [-7, -7]
