@@ -97,6 +97,18 @@ def test_a_conversation_file_s_record_is_named_with_and_without_sampling(capsys,
                              f"request {long['request_id'][0]} in {unit} {LONG_AT} of {path}, prompt ")
 
 
+def test_a_replay_s_times_decades_apart_name_the_file_s_rows(capsys, tmp_path):
+    """Its two requests were named by id alone: with -n, ids the file does not hold (a file without ids)."""
+    path = tmp_path / "d.csv"
+    times = [1680998400.0 + k for k in range(SIZE)]
+    times[LONG_AT - 1] = 0.0
+    path.write_text("arrival_time,prompt_tokens,output_tokens\n" + "".join(f"{t},10,5\n" for t in times))
+    df = load_workload(str(path), 25, seed=2).df
+    early, late = (int(df["request_id"][i]) for i in (df["arrival_time"].arg_min(), df["arrival_time"].arg_max()))
+    r = run_cli_fast(capsys, "simulate", "-w", path, "-n", "25", "--seed", "2", "--arrival", "replay")
+    assert_one_line_error(r, f"(request {late} in row {SIZE} arrives 53 years after request {early} in row {LONG_AT})")
+
+
 def test_the_file_s_rows_stay_out_of_the_workload_s_columns(tmp_path):
     """The places travel in the meta: the table (and the results, which take its columns) keep theirs."""
     path = tmp_path / "long.csv"
