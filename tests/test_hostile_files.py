@@ -52,7 +52,7 @@ def test_an_arrival_time_of_1e300_prints_as_a_number_not_300_digits(tmp_path, ca
     r = run_cli_fast(capsys, "simulate", "-w", csv)
     assert r.returncode == 0 and "(1e+300 s from first to last)" in r.stderr, r.stderr
     r = run_cli_fast(capsys, "simulate", "-w", csv, "--arrival", "replay")
-    assert_one_line_error(r, "(request 0 arrives 3.17e+292 years after request 1)")
+    assert_one_line_error(r, "(request 0 in row 1 arrives 3.17e+292 years after request 1 in row 2)")
     assert len(r.stderr) < 600
 
 

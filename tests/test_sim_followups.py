@@ -32,7 +32,8 @@ def test_trace_that_would_replace_another_file_is_refused_before_the_run(capsys,
 
 @pytest.mark.parametrize("text, named", [
     # (a file without ids: the loader numbers its rows from 0, and "request 0" was all the line said)
-    ('{"prompt_tokens": 9000, "output_tokens": 5}\n{"prompt_tokens": 10, "output_tokens": 5}\n', "request 0 in row 1"),
+    # (a .jsonl's place is its line: test_wl_file_rows)
+    ('{"prompt_tokens": 9000, "output_tokens": 5}\n{"prompt_tokens": 10, "output_tokens": 5}\n', "request 0 in line 1"),
     ("request_id,prompt_tokens,output_tokens\n5,10,5\n42,9000,5\n", "request 42 in row 2"),
 ])
 def test_a_request_beyond_the_context_is_named_by_id_row_and_file(capsys, tmp_path, text, named):

@@ -70,7 +70,7 @@ def test_a_replay_without_a_rate_is_not_told_to_raise_its_rate(tmp_path, capsys)
     path.write_text("".join(json.dumps({"prompt_tokens": 5, "output_tokens": 5, "request_id": i, "arrival_time": t})
                             + "\n" for i, t in enumerate([1680998400.0, 0.0, 1680998405.0])))
     r = run_cli_fast(capsys, "simulate", "-w", str(path), "--arrival", "replay")
-    one_line_error(r, "(request 2 arrives 53 years after request 1) has arrival times up to 1.68e+09 s; they must "
+    one_line_error(r, "(request 2 in line 3 arrives 53 years after request 1 in line 2) has arrival times up to 1.68e+09 s; they must "
                       "stay below 1e+08 s (about 3 years), where float64 time still resolves a step (give a rate, to "
                       "which the replay rescales the file's times, or drop the requests far from the rest)")
     assert "raise the rate" not in r.stderr

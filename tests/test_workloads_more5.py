@@ -353,7 +353,7 @@ def test_times_decades_apart_name_the_requests(tmp_path, capsys):
     path.write_text(lines({"prompt": PROMPTS[i], "generated": REPLIES[i], "request_id": 10 + i, "arrival_time_s": t}
                           for i, t in enumerate([1680998400.0, 0.0, 1680998405.0])))
     one_line_error(run_cli_fast(capsys, "simulate", "-w", path, "--arrival", "replay"),
-                   "d with replay arrivals (request 12 arrives 53 years after request 11) has arrival times up to "
+                   "d with replay arrivals (request 12 in line 3 arrives 53 years after request 11 in line 2) has arrival times up to "
                    "1.68e+09 s; they must stay below 1e+08 s")
 
 

@@ -30,6 +30,7 @@ from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import FINISHED, RequestTable
 from ltrsched.sim.step_shape import StepShape
 from ltrsched.workloads.arrivals import check_arrival_span
+from ltrsched.workloads.file_rows import FileRows, file_rows
 from ltrsched.workloads.schema import Workload
 
 GIB = 1 << 30
@@ -122,21 +123,28 @@ def workload_named(workload: Workload) -> str:
     return source if isinstance(source, str) and source else f"workload {workload.name!r}"
 
 
-def _request_named(table: RequestTable, i: int, workload: str | None) -> str:
-    """Request ``i`` (0-based row of the table) as a refusal names it: by its id and its row in the workload (1-based,
-    as the workloads' own errors count rows), and the workload (``workload``: :func:`workload_named`; None where the
-    line names it already, as a sweep's does). "request 0" alone named a number the loader gives a file without ids."""
-    return f"request {table.request_id[i]} in row {i + 1}" + (f" of {workload}" if workload is not None else "")
+def _request_named(table: RequestTable, i: int, workload: str | None, rows: FileRows | None = None) -> str:
+    """Request ``i`` (0-based row of the table) as a refusal names it: by its id (the one its results carry) and its
+    place, and the workload (``workload``: :func:`workload_named`; None where the line names it already, as a sweep's
+    does). Its place is the file's (``rows``, where the workload was read from a file: ``row 20`` of a .csv or a
+    parquet, ``line 20`` of a .jsonl, ``record 20`` of a conversations file), else its row in the table (1-based, as
+    the workloads' own errors count rows). "request 0" alone named a number the loader gives a file without ids; the
+    table's row was none of the file's once ``-n`` sampled it ("request 1 in row 2" of a file's row 20)."""
+    request_id = int(table.request_id[i])
+    place = (rows.place(request_id) if rows is not None else None) or f"row {i + 1}"
+    return f"request {request_id} in {place}" + (f" of {workload}" if workload is not None else "")
 
 
 def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool,
                 fixes: FitFixes = FitFixes(), given: bool = True, extra_from: str = "the policy",
-                bounded: CacheBound | None = None, workload: str | None = None) -> None:
+                bounded: CacheBound | None = None, workload: str | None = None,
+                rows: FileRows | None = None) -> None:
     """Refuse a request the replica can never run, in one :class:`~ltrsched.errors.ArgumentValueError` (a ValueError
     to a Python caller, a UserError to the command line). ``given``: whether the user set ``max_model_len`` [tokens]
     (else it is the profile's, or the profile's bounded by the KV cache: ``bounded``, :func:`cache_bound`).
     ``extra_from``: who adds the table's extra output tokens (``policy po``), as the KV line names them. ``workload``:
-    the workload as the line names it (:func:`workload_named`; None: ``fixes.where`` names it)."""
+    the workload as the line names it (:func:`workload_named`; None: ``fixes.where`` names it); ``rows``: where each
+    request is in the workload's file (:func:`~ltrsched.workloads.file_rows.file_rows`; None: the table's rows)."""
     # the context limit applies to the workload's own lengths, not to a policy's extra tokens (PO's 15-token length
     # estimate). The table serves them in the same request (output_tokens, its KV and its steps), and vLLM stops a
     # request at max_model_len, so the engine counts them (ltrsched.engine.replay.check_context) and refuses a request
@@ -148,7 +156,7 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
     too_long = limit_rules.beyond_context(table.prompt_tokens, table.requested_output_tokens, max_model_len)
     if len(too_long):
         i = too_long[0]
-        first = (f"(first: {_request_named(table, i, workload)}, prompt {table.prompt_tokens[i]} + output "
+        first = (f"(first: {_request_named(table, i, workload, rows)}, prompt {table.prompt_tokens[i]} + output "
                  f"{table.requested_output_tokens[i]})")
         if bounded is not None:  # (the engines' line names where their bound comes from too)
             raise ArgumentValueError(
@@ -170,7 +178,7 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
         held = (f" for {int(total[i])} tokens, {limit_rules.extra_tokens_named(extra, extra_from)}" if extra else "")
         raise ArgumentValueError(
             f"{fixes.where}{len(too_big)} request(s) can never fit the KV cache of {usable} usable blocks "
-            f"(first: {_request_named(table, i, workload)} needs {blocks[i]} blocks of {limits.block_size} "
+            f"(first: {_request_named(table, i, workload, rows)} needs {blocks[i]} blocks of {limits.block_size} "
             f"tokens{held}); "
             + fixes.kv
         )
@@ -186,7 +194,7 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
             raise ArgumentValueError(
                 f"{fixes.where}without chunked prefill, a step's token budget ({limits.max_num_batched_tokens} "
                 f"tokens) must cover a recompute of prompt + output - 1 tokens, the most one step of a request "
-                f"computes ({len(too_wide)} request(s) need more; first: {_request_named(table, i, workload)}, "
+                f"computes ({len(too_wide)} request(s) need more; first: {_request_named(table, i, workload, rows)}, "
                 f"{int(largest_step[i])} tokens); " + fixes.budget
             )
 
@@ -344,7 +352,7 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
     table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     _check_fits(table, limits, max_model_len, config.chunked_prefill, fixes, given=bool(config.max_model_len),
                 extra_from=f"policy {policy.name}", bounded=bounded,
-                workload=None if fixes.where else workload_named(workload))
+                workload=None if fixes.where else workload_named(workload), rows=file_rows(workload.meta))
     as_value_error(check_arrival_span, table.arrival_time, f"workload {workload.name!r}")
     _check_step_time(profile)
 

@@ -35,6 +35,7 @@ import polars as pl
 
 from ltrsched.errors import UserError
 from ltrsched.numbers import grouped
+from ltrsched.workloads.file_rows import FileRows, file_rows
 from ltrsched.workloads.schema import Workload
 
 PROCESSES = ("burst", "poisson", "gamma", "replay")
@@ -192,7 +193,7 @@ def apply_arrivals(
     unit_doubt = workload.meta.get("arrival_warning") if process == "replay" and rate is None else None
     try:
         check_arrival_span(df["arrival_time"].to_numpy(), f"{workload.name} with {process} arrivals"
-                           + (f" at {rate:g} req/s" if rate is not None else "") + _outlier(df),
+                           + (f" at {rate:g} req/s" if rate is not None else "") + _outlier(df, file_rows(workload.meta)),
                            # (a replay of the file's own times has no rate: "raise the rate" was said of it too)
                            REPLAY_FIX if process == "replay" and rate is None else RATE_FIX)
     except UserError as exc:
@@ -205,16 +206,22 @@ def apply_arrivals(
     return workload.with_df(df, arrival=process, rate=rate, cv=cv, arrival_seed=seed, duration=duration)
 
 
-def _outlier(df: pl.DataFrame) -> str:
+def _outlier(df: pl.DataFrame, rows: FileRows | None = None) -> str:
     """``" (request 7 arrives 63 years after request 0)"``: the requests of ``df`` whose arrival times [s] span it,
     where that span reaches :data:`MAX_ARRIVAL_TIME_S` (a file's times decades apart, e.g. one at Unix time 0 among
-    2023's: the refusal named neither); ``""`` otherwise."""
+    2023's: the refusal named neither); ``""`` otherwise. Each is named by its id and, where ``rows`` gives it, its
+    place in its file (``request 7 in row 20``: once ``-n`` samples a file without ids, its id is none of the file's)."""
     t = df["arrival_time"].to_numpy()
     if len(t) < 2 or not np.isfinite(t).all() or not t.max() - t.min() >= MAX_ARRIVAL_TIME_S:
         return ""
     ids = df["request_id"].to_list() if "request_id" in df.columns else list(range(len(t)))
-    return (f" (request {ids[int(np.argmax(t))]} arrives {grouped((t.max() - t.min()) / 31_557_600, 0)} years after request "
-            f"{ids[int(np.argmin(t))]})")
+
+    def named(at: int) -> str:
+        place = rows.place(ids[at]) if rows is not None else None
+        return f"request {ids[at]}" + (f" in {place}" if place else "")
+
+    return (f" ({named(int(np.argmax(t)))} arrives {grouped((t.max() - t.min()) / 31_557_600, 0)} years after "
+            f"{named(int(np.argmin(t)))})")
 
 
 def duration_cut_note(counts: list[tuple[int, int]], duration: float, by: str, fix: str) -> str | None:

@@ -132,6 +132,7 @@ from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, record_splits, split_column, split_mask
+from ltrsched.workloads.file_rows import FILE_ROWS, FileRows
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
 from ltrsched.workloads.openai_usage import batch_output_line, failed_note, failed_why, is_batch_output, line_usage
 from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
@@ -746,7 +747,8 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     records, named = _other_arrival_name(load_sharegpt_records(path, notes), path)
     keep = _record_split(records, path, split) if split in FILE_SPLITS else None  # (after the parse's checks)
     records = records.drop(FILE_SPLIT, strict=False)
-    records = _table_arrivals(records, path, arrival_info, named).drop(RECORD_NUMBER, strict=False)
+    records = _table_arrivals(records, path, arrival_info, named)  # (RECORD_NUMBER kept: it travels through the
+    # selection, to name a request's record: _placed)
     if keep is not None:  # (every record's times checked first, as a request file's rows are)
         records = records.filter(keep)
         arrival_info["file split"] = split
@@ -770,12 +772,14 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     # turn is read from the parse by the engine: sharegpt.system_turns; the workload's columns are the flat formats')
     df = df if "arrival_time" in df.columns else df.with_columns(arrival_time=pl.lit(0.0))
     df = df if "request_id" in df.columns else _numbered(df)
+    records = df[RECORD_NUMBER].alias(FILE_ROW) if RECORD_NUMBER in df.columns else None
+    df = df.drop(RECORD_NUMBER, strict=False)
     # (before the notes: an error is the one line printed). The rows are first turns chosen and shuffled: an error
     # names the record by its id (a row number here is none of the file's)
     ids = df["source_id"].cast(pl.String).to_list() if "source_id" in df.columns else []
     validate(df, str(path), lambda row: f"record id {ids[row]!r}" if row < len(ids) and ids[row] else
              "a record without an id")
-    return df
+    return df if records is None else df.with_columns(records)  # (each first turn's record: _placed takes it out)
 
 
 def _record_split(records: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
@@ -1300,7 +1304,8 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     name the file (``path``), and a count's column by the file's own name (``count_names``: ours -> the file's, e.g.
     ``input_len``, as a ``.jsonl``'s error names the line's key). ``keep`` (a flag per row: a split's,
     :func:`_split_rows`) selects the rows sampled from, once every row is checked. Rows without a ``request_id``
-    column are numbered 0, 1, ... after sampling."""
+    column are numbered 0, 1, ... after sampling. The rows sampled keep their :data:`FILE_ROW` (where ``df`` has it:
+    :func:`_placed` takes it out)."""
     numbered = "request_id" not in df.columns
     rows = df[FILE_ROW] if FILE_ROW in df.columns else None
     df = df.drop(FILE_ROW, strict=False)
@@ -1309,10 +1314,23 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
                   None if rows is None else lambda row: f"{what} {rows[row]}", count_names)
     _no_blank_texts(df, lambda row: (f"{path}:{rows[row]}" if what == "line" else f"{path}: row {rows[row]}")
                     if rows is not None else f"{path}: row {row + 1}")
+    if rows is not None:  # (each row's place travels through the sample, which takes the same rows with it)
+        df = df.with_columns(rows)
     if keep is not None:
         df = df.filter(keep)
     df = sample_rows(df, num_requests, seed, str(path))
     return _numbered(df) if numbered else df
+
+
+def _placed(df: pl.DataFrame, unit: str) -> tuple[pl.DataFrame, dict]:
+    """``df`` (a file's requests, chosen) without :data:`FILE_ROW`, and the workload ``meta`` entry giving each
+    request's place in the file by its id (:class:`~ltrsched.workloads.file_rows.FileRows`, ``unit``: ``row``,
+    ``line`` or ``record``), which a refusal of a request names (the table's row is none of the file's once rows are
+    sampled or left out); none where ``df`` has no such column."""
+    if FILE_ROW not in df.columns:
+        return df, {}
+    places = FileRows.of(df["request_id"].to_numpy(), df[FILE_ROW].to_numpy(), unit)
+    return df.drop(FILE_ROW), {FILE_ROWS: places}
 
 
 #: A date-time's time zone at its end (``Z``, ``+02:00``, ``-0500``), after a time of day.
@@ -1858,8 +1876,10 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
                         or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
     keep = _split_rows(df, path, split) if split in FILE_SPLITS else None  # (a file's own split, where one is asked)
-    workload = Workload(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None), keep),
-                        path.stem, {**_meta(path, arrival, warning), **({"split": split} if keep is not None else {})})
+    df, places = _placed(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None), keep),
+                         "line" if suffix == ".jsonl" else "row")
+    workload = Workload(df, path.stem, {**_meta(path, arrival, warning), **places,
+                                        **({"split": split} if keep is not None else {})})
     for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
         print(line, file=sys.stderr)
     return workload
@@ -1868,9 +1888,10 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
 def _conversations_workload(path: Path, num_requests: int | None, seed: int, split: str | None,
                             arrival: dict) -> Workload:
     """A conversations file's workload (:func:`_first_turns`), meta ``split`` where its records' own split was read."""
-    df = _first_turns(path, num_requests, seed, arrival, split)
+    df, places = _placed(_first_turns(path, num_requests, seed, arrival, split),
+                         "row" if path.suffix.lower() == ".parquet" else "record")
     applied = arrival.pop("file split", None)
-    return Workload(df, path.stem, {**_meta(path, arrival, arrival.get("warning")),
+    return Workload(df, path.stem, {**_meta(path, arrival, arrival.get("warning")), **places,
                                     **({"split": applied} if applied else {})})
 
 

@@ -1177,6 +1177,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         extra = extra.drop([c for c in COUNT_COLUMNS if c in extra.columns])
         if extra.width:
             df = df.hstack(extra)
+    if not packaged and RECORD_NUMBER not in df.columns:  # (every first turn's record, which a refusal of its request
+        # names once the first turns are chosen and sampled: ltrsched.workloads.file_rows)
+        df = df.with_columns(pl.Series(RECORD_NUMBER, [i + 1 for i in rows_at], dtype=pl.Int64))
     return df
 
 
@@ -1272,6 +1275,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-prompter": OpenAssistant's prompter messages read as the user's, whose conversations a parse cached before
     # skipped ("with unknown speakers")
     # "-split": the records' own split kept (FILE_SPLIT: may_give_split), which a parse cached before dropped
+    # "-recordno": every first turn's record number kept (RECORD_NUMBER), which a parse cached before kept only beside
+    # arrival times or a split (a refusal of a request names its record: ltrsched.workloads.file_rows)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
@@ -1287,6 +1292,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-usage-read' if not package and may_give_usage(src) else ''}"
                             f"{'-prompter' if not package and may_give_prompter(src) else ''}"
                             f"{'-split' if not package and may_give_split(src) else ''}"
+                            f"{'' if package else '-recordno'}"
                             ".parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
