@@ -472,7 +472,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     # router lacking a column, a request too long for a profile fail here, before any run, rather than after the runs
     # sorted ahead of theirs
     try:
-        check_runs(specs)
+        check_runs(specs, out)  # (the runs not finished under --out: a rerun builds no workload it reuses)
     except UserError as exc:  # (e.g. "asked for 10 requests but the eval split has only 4000": which file asked)
         raise UserError(f"{sweep_file}: {exc}") from None
     _note_duration_cut(specs, sweep_file)
