@@ -302,7 +302,7 @@ def check_runs(specs: Iterable[RunSpec], out: str | Path | None = None) -> None:
 
     ``out``: the runs already finished there (:func:`is_done`) are not checked again: they passed these checks when
     they ran, and their hash covers every input the checks read. A rerun of a 1,000-run sweep, every run reused,
-    spent 18.6 of its 20 s building the workloads of runs it would not compute."""
+    spent 18.6 of its 20 s building the workloads of runs it would not compute (2.4 s of CPU now)."""
     if out is not None:
         specs = [s for s in specs if not is_done(out, s)]
     import dataclasses
