@@ -75,3 +75,18 @@ def test_a_rerun_that_reuses_every_run_builds_no_workload(tmp_path, capsys):
         assert r.returncode == 0, r.stderr
         assert f"{ran} runs simulated, {4} reused" in r.stdout
         assert runner._arrived_workload.cache_info().misses == built
+
+
+def test_the_duration_note_builds_each_base_workload_once(tmp_path, capsys):
+    """A sweep with a duration counts each workload's requests kept for its note, on every invocation (a rerun that
+    reuses every run too); it built them in the sweep's order (rate before seed), each seed's base workload once per
+    rate: 40 for 20 seeds."""
+    import dataclasses
+
+    from ltrsched.experiments.commands import _note_duration_cut
+
+    specs = [dataclasses.replace(s, duration=0.3) for s in _specs(tmp_path)]
+    runner._base_workload.cache_clear()
+    _note_duration_cut(specs, tmp_path / "s.toml")
+    assert "duration = 0.3 in" in capsys.readouterr().err  # (the note: some of the 8 requests arrive later)
+    assert runner._base_workload.cache_info().misses == len(SEEDS)
