@@ -472,7 +472,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     # router lacking a column, a request too long for a profile fail here, before any run, rather than after the runs
     # sorted ahead of theirs
     try:
-        check_runs(specs)
+        check_runs(specs, out)  # (the runs not finished under --out: a rerun builds no workload it reuses)
     except UserError as exc:  # (e.g. "asked for 10 requests but the eval split has only 4000": which file asked)
         raise UserError(f"{sweep_file}: {exc}") from None
     _note_duration_cut(specs, sweep_file)
@@ -521,15 +521,17 @@ def _shown_keys(table) -> list[str]:
 
 def _note_duration_cut(specs, sweep_file) -> None:
     """The note (on stderr, held to the end), once for the sweep, that its ``duration`` kept only the requests
-    arriving in its first seconds, with how many of how many (each workload and rate's, built and cached by
-    :func:`~ltrsched.experiments.runner.check_runs` already, counted once per run)."""
-    from ltrsched.experiments.runner import base_workload, build_workload
+    arriving in its first seconds, with how many of how many (each workload and rate's, built here where
+    :func:`~ltrsched.experiments.runner.check_runs` did not build it, for a finished run; counted once per run)."""
+    from ltrsched.experiments.runner import base_workload, build_workload, workload_order
     from ltrsched.workloads.arrivals import duration_cut_note
 
     timed = {(s.workload, s.num_requests, s.seed, s.arrival, s.rate, s.cv): s for s in specs}
     if not timed or next(iter(timed.values())).duration is None:  # (one duration for the whole sweep)
         return
-    kept = {key: (len(build_workload(s)), len(base_workload(s))) for key, s in timed.items()}
+    # (a seed's workloads in a row: in the sweep's order, rate before seed, each base workload was built once per rate)
+    kept = {key: (len(build_workload(s)), len(base_workload(s)))
+            for key, s in sorted(timed.items(), key=lambda item: workload_order(item[1]))}
     counts = [kept[(s.workload, s.num_requests, s.seed, s.arrival, s.rate, s.cv)] for s in specs]  # (each run's)
     duration = next(iter(timed.values())).duration
     note = duration_cut_note(counts, duration, f"duration = {duration:g} in {sweep_file}",

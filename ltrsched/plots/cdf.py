@@ -110,6 +110,22 @@ def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return v, np.arange(1, len(v) + 1) / max(len(v), 1)
 
 
+#: Most steps of a CDF's line drawn (:func:`thinned_steps`): the line then rises at most 1/4,000 of its height between
+#: two drawn steps, under a pixel of a panel (3.2 in at 120 dpi: 384 px) and under a line's width in a vector file.
+MAX_DRAWN_STEPS = 4000
+
+
+def thinned_steps(x: np.ndarray, y: np.ndarray, most: int = MAX_DRAWN_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """An empirical CDF's steps (:func:`ecdf`'s sorted values ``x`` and fractions ``y``) as drawn: all of them up to
+    ``most``, else ``most`` of them evenly spaced in rank, the first and last (smallest and largest value) included, so
+    the drawn line is the CDF to within ``1 / most`` of its height. A run of 1,000,000 requests drew 1,000,000 steps in
+    each of its 3 panels: 530 MB of memory for the drawing alone."""
+    if len(x) <= most:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, most).round().astype(np.int64))
+    return x[keep], y[keep]
+
+
 def unfinished_count(requests: pl.DataFrame) -> int:
     """Requests of the table that did not finish (``finish_time`` missing or not finite: an engine run's aborted
     requests, a run stopped at a time). A CDF counts them as latencies past every one it draws: its line ends at
@@ -224,7 +240,8 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
                 style = styles[series.get(label, label)]
                 text = f"{shown_text(label)} (n={len(x)}" + (f", {unfinished} unfinished)" if unfinished else ")")
                 # (from 0 at the smallest value: a lone request's CDF, one point, was drawn as nothing)
-                (line,) = ax.step(np.r_[x[0], x], np.r_[0.0, y], where="post", label=text, linewidth=1.4,
+                drawn_x, drawn_y = thinned_steps(x, y)
+                (line,) = ax.step(np.r_[x[0], drawn_x], np.r_[0.0, drawn_y], where="post", label=text, linewidth=1.4,
                                   color=style.color, linestyle=style.linestyle)
                 entries.setdefault(i, (line, text))
                 smallest = min(smallest, x[0])
