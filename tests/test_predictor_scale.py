@@ -1,0 +1,90 @@
+"""The predictor commands as a user with a large workload runs them (BENCHMARKS.md, "Predictors at scale"): stopped
+by ``kill`` (SIGTERM) or a closed terminal (SIGHUP) as by Ctrl-C, and an ensemble's members sharing the featurising
+of a workload of more than one chunk. Small n-gram models; each signal is sent by the process to itself at the moment
+named, in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from cli_helpers import run_cli_fast
+
+WORDS = "please explain the story of a word list write answer today city code python".split()
+
+
+class _Killed(Exception):
+    """What the test's own handler raises: a command that does not handle the signal lets it out (in a real
+    process the signal's default action would have ended it without a word)."""
+
+
+@pytest.fixture
+def own_handlers():
+    """SIGTERM and SIGHUP raise :class:`_Killed` in this process (not end it) unless the command handles them."""
+    def killed(signum, frame):
+        raise _Killed(signal.Signals(signum).name)
+
+    before = {sig: signal.signal(sig, killed) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+
+
+def _write(path, n: int, name: str = "p") -> None:
+    path.write_text("".join(
+        json.dumps({"prompt": " ".join(WORDS[(i + k) % len(WORDS)] for k in range(3 + i % 5)) + f" {name}{i}",
+                    "output_tokens": 10 + 7 * (i % 11)}) + "\n" for i in range(n)))
+
+
+@pytest.fixture(scope="module")
+def ranker(tmp_path_factory):
+    from ltrsched.predictors import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    rng = np.random.default_rng(0)
+    prompts = [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 9)))) for _ in range(64)]
+    predictor = Predictor(PredictorConfig(dim=1 << 10, epochs=1, list_size=8))
+    predictor.fit(prompts, np.array([len(p) for p in prompts]))
+    return predictor.save(tmp_path_factory.mktemp("ranker") / "m")
+
+
+def _kill_at(monkeypatch, module, name: str, sig: int) -> None:
+    """``module.name`` sends ``sig`` to this process before it runs."""
+    real = getattr(module, name)
+
+    def killing(*args, **kwargs):
+        os.kill(os.getpid(), sig)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, killing)
+
+
+def test_predict_killed_while_writing_says_aborted_and_leaves_no_temp_file(tmp_path, capsys, monkeypatch, ranker,
+                                                                          own_handlers):
+    import ltrsched.atomic as atomic
+
+    _write(tmp_path / "w.jsonl", 40)
+    (tmp_path / "out").mkdir()
+    _kill_at(monkeypatch, atomic.os, "fsync", signal.SIGTERM)  # (the output's temp file is open, half written)
+    r = run_cli_fast(capsys, "predict", "-m", ranker, "-w", tmp_path / "w.jsonl", "-o", tmp_path / "out" / "s.parquet")
+    assert r.returncode == 143 and r.stderr.strip().splitlines()[-1] == "aborted", (r.returncode, r.stderr)
+    assert os.listdir(tmp_path / "out") == []  # (before: .s.parquet.tmpPID, left by the signal's default action)
+
+
+@pytest.mark.parametrize("command, sig, code", [("train", signal.SIGHUP, 129), ("evaluate", signal.SIGTERM, 143)])
+def test_train_and_evaluate_stopped_by_a_signal_say_aborted(tmp_path, capsys, monkeypatch, ranker, own_handlers,
+                                                          command, sig, code):
+    import ltrsched.predictors.predictor as predictor
+
+    _write(tmp_path / "w.jsonl", 40)
+    _write(tmp_path / "e.jsonl", 20, "e")
+    _kill_at(monkeypatch, predictor.Predictor, "fit" if command == "train" else "score", sig)
+    args = (["train", "--data", tmp_path / "w.jsonl", "--eval-data", tmp_path / "e.jsonl", "-o", tmp_path / "m"]
+            if command == "train" else ["evaluate", "-m", ranker, "--data", tmp_path / "w.jsonl"])
+    r = run_cli_fast(capsys, *args)
+    assert r.returncode == code and r.stderr.strip().splitlines()[-1] == "aborted", (r.returncode, r.stderr)
+    assert not (tmp_path / "m" / "predictor.json").exists()
