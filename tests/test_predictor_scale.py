@@ -88,3 +88,63 @@ def test_train_and_evaluate_stopped_by_a_signal_say_aborted(tmp_path, capsys, mo
     r = run_cli_fast(capsys, *args)
     assert r.returncode == code and r.stderr.strip().splitlines()[-1] == "aborted", (r.returncode, r.stderr)
     assert not (tmp_path / "m" / "predictor.json").exists()
+
+
+def _rankers(count: int) -> list:
+    """``count`` small n-gram rankers of one n-gram set and size (one features key), trained with other seeds."""
+    from ltrsched.predictors import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    rng = np.random.default_rng(1)
+    prompts = [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 9)))) for _ in range(48)]
+    members = []
+    for seed in range(count):
+        member = Predictor(PredictorConfig(dim=1 << 16, epochs=1, list_size=8, seed=seed))
+        member.fit(prompts, np.array([len(p) for p in prompts]))
+        members.append(member)
+    return members
+
+
+def test_ensemble_members_share_the_features_of_a_workload_of_many_chunks(monkeypatch):
+    """Scoring more prompts than one chunk (:data:`PREPARE_BATCHES` batches), each member tokenised and featurised every
+    prompt again: 3 members, 3 times. Now the members score it chunk by chunk, each chunk prepared once between them;
+    the same scores bit for bit, and each member's counts and progress are of all the prompts."""
+    from ltrsched.predictors.ensemble import Ensemble
+    from ltrsched.predictors.predictor import PREPARE_BATCHES
+
+    members = _rankers(3)
+    batch = 2  # (a chunk of PREPARE_BATCHES * 2 prompts: 32)
+    prompts = [f"{WORDS[i % len(WORDS)]} {WORDS[(3 * i) % len(WORDS)]} {i}" if i % 4 else "ЖЖЖ ЩЩЩ"
+               for i in range(5 * batch * PREPARE_BATCHES + 3)]
+    alone = [m.scores(prompts, batch) for m in members]  # (each member by itself)
+    unseen = [m.unseen_last for m in members]
+    assert sum(unseen) > 0  # (the Cyrillic ones: n-grams none of them was trained on)
+    ens = Ensemble(members, [1.0, 2.0, 0.5], [0.1, -0.2, 0.3], [1.0, 2.0, 0.5])
+    prepared = []
+    for m in members:
+        real = m.backbone.prepare
+        monkeypatch.setattr(m.backbone, "prepare", lambda part, real=real: prepared.append(len(part)) or real(part))
+    moved = {i: 0 for i in range(3)}
+
+    class Bar:
+        def __init__(self, i, total):
+            self.i, self.n, self.total = i, 0, total
+
+        def update(self, count=1):
+            self.n += count
+            moved[self.i] += count
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    for i, m in enumerate(members):
+        m.progress = lambda total, noun, verb, i=i: Bar(i, total)
+    scores = ens.scores(prompts, batch)
+    assert sum(prepared) == len(prompts), prepared  # (before: 3 x 163)
+    assert np.array_equal(scores, ens.combine(alone))  # bit for bit
+    assert [m.unseen_last for m in members] == unseen
+    assert moved == {i: len(prompts) for i in range(3)}
+    assert all(m.progress is not None for m in members)  # (each member's own bar put back)

@@ -670,14 +670,12 @@ def ensemble(models, weights, data, eval_data, out):
     calibration_cut = [m.cut_last for m in members]  # (each member's last scoring: the calibration prompts)
     from ltrsched.predictors.predictor import kendall_tau, unseen_warning
 
-    from ltrsched.predictors.ensemble import shared_features
+    from ltrsched.predictors.ensemble import member_scores
 
-    ev_scores, unseen, ev_cut = [], [], []
-    with shared_features(members):  # (members of one n-gram set and size featurise these prompts once between them)
-        for member in members:  # (each member's counts of unseen and cut prompts are its last scoring's: these prompts')
-            ev_scores.append(member.scores(ev_prompts))
-            unseen.append(member.unseen_last)
-            ev_cut.append(member.cut_last)
+    # (members of one n-gram set and size featurise these prompts once between them, chunk by chunk; each member's
+    # counts of unseen and cut prompts are its last scoring's: these prompts')
+    ev_scores = member_scores(members, ev_prompts)
+    unseen, ev_cut = [m.unseen_last for m in members], [m.cut_last for m in members]
     ens.save(out, list(models), overwrite=True)  # (into its own --out: replaces that ensemble)
     for m, s, count in zip(models, ev_scores, unseen):
         tau = kendall_tau(s, ev_lengths)
