@@ -70,7 +70,10 @@ def _stops_on_signals(command):
 @click.option("--list-size", type=int, default=32, show_default=True, help="Prompts per list (minibatch) of the rank loss.")
 @click.option("--limit", type=int, default=None,
               help="Train on a seeded sample of this many prompts (no more than the data has) [default: all].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="One seed, one model: the default n-gram backbone trains on one torch thread, so its weights do not "
+                   "depend on the thread count; hf and probe results do, in their last bits (float sums split "
+                   "across threads): fix OMP_NUM_THREADS to reproduce them.")
 @click.option("--ngrams", type=click.Choice(["tokens", "tokens+words", "tokens+cjk-words"]), default=None,
               help="With --backbone ngram: token n-grams, + word n-grams (the default), or + word n-grams with each "
                    "Chinese character and kana a word (Chinese and Japanese have no spaces: a sentence was one word; "
