@@ -148,3 +148,25 @@ def test_ensemble_members_share_the_features_of_a_workload_of_many_chunks(monkey
     assert [m.unseen_last for m in members] == unseen
     assert moved == {i: len(prompts) for i in range(3)}
     assert all(m.progress is not None for m in members)  # (each member's own bar put back)
+
+
+def test_class_model_reduces_its_logits_a_batch_at_a_time(monkeypatch):
+    """A class model's scoring held every prompt's logits, ``classes`` numbers each (8,192 one-token classes: 32 kB a
+    prompt, 3.3 GB for 100,000), and its softmax made three more arrays of that size, to keep two numbers a prompt.
+    Now each batch's logits are reduced to the score and the predicted length as they come: the same values."""
+    from ltrsched.predictors import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    rng = np.random.default_rng(2)
+    prompts = [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 9)))) for _ in range(40)]
+    model = Predictor(PredictorConfig(kind="class", bucket=10, num_classes=64, dim=1 << 10, epochs=1, list_size=8))
+    model.fit(prompts, 10 * np.array([len(p) % 60 for p in prompts]))
+    logits = model._raw(prompts, 8)  # (all at once, as before)
+    rows = []
+    real = Predictor._expected_bucket
+    monkeypatch.setattr(Predictor, "_expected_bucket", staticmethod(lambda x: rows.append(len(x)) or real(x)))
+    scored = model.score(prompts, batch_size=8)
+    assert max(rows) <= 8 and sum(rows) == 40, rows  # (before: [40])
+    assert np.array_equal(scored.scores, -real(logits))
+    assert np.array_equal(scored.predicted_lengths, (logits.argmax(axis=1) + 0.5) * 10)
+    assert np.array_equal(model.predicted_lengths(prompts, 8), scored.predicted_lengths)
