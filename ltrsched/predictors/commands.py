@@ -17,6 +17,25 @@ from ltrsched.names import check_printable, shown_path
 from ltrsched.notices import work_starts
 
 
+def _stops_on_signals(command):
+    """``command`` (a predictor command's function, under its click options) with SIGTERM (``kill``, a batch system's
+    time limit) and SIGHUP (a closed terminal) stopping it as Ctrl-C does (:class:`~ltrsched.signal_stops.
+    SignalStops`): ``aborted`` on stderr after the warnings held so far, exit code 143 or 129, and a write under way
+    (``predict``'s parquet, a checkpoint's file) leaves no temp file beside its target. Before, either signal ended the
+    process at once without a word (``predict`` killed while it wrote its output left its ``.OUT.tmpPID`` file
+    behind)."""
+    import functools
+
+    @functools.wraps(command)
+    def stopped_by_signals(*args, **kwargs):
+        from ltrsched.signal_stops import SignalStops
+
+        with SignalStops():
+            return command(*args, **kwargs)
+
+    return stopped_by_signals
+
+
 @click.command()
 @click.option("--kind", type=click.Choice(["rank", "class"]), default="rank", show_default=True,
               help="rank: a score (ListMLE/pairwise); class: a length bucket (cross-entropy).")
@@ -51,11 +70,15 @@ from ltrsched.notices import work_starts
 @click.option("--list-size", type=int, default=32, show_default=True, help="Prompts per list (minibatch) of the rank loss.")
 @click.option("--limit", type=int, default=None,
               help="Train on a seeded sample of this many prompts (no more than the data has) [default: all].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="One seed, one model: the default n-gram backbone trains on one torch thread, so its weights do not "
+                   "depend on the thread count; hf and probe results do, in their last bits (float sums split "
+                   "across threads): fix OMP_NUM_THREADS to reproduce them.")
 @click.option("--ngrams", type=click.Choice(["tokens", "tokens+words", "tokens+cjk-words"]), default=None,
               help="With --backbone ngram: token n-grams, + word n-grams (the default), or + word n-grams with each "
                    "Chinese character and kana a word (Chinese and Japanese have no spaces: a sentence was one word; "
                    "the same features as tokens+words for text without them).")
+@_stops_on_signals
 def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_precision, max_prompt_tokens, loss,
           bucket, label_bucket, epochs, lr, list_size, limit, seed, ngrams):
     """Train a length predictor and write a checkpoint directory (weights + predictor.json with metrics)."""
@@ -412,6 +435,7 @@ def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_buc
 @click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True,
               help="Of a labels file (`ltrsched label`) or the built-in sharegpt: the prompts to score; other files "
                    "have no split and are scored whole.")
+@_stops_on_signals
 def predict(model_dir, workload, out, column, split):
     """Add predictor output to a workload: a score column (and predicted_length for class models)."""
     import polars as pl
@@ -454,6 +478,7 @@ def predict(model_dir, workload, out, column, split):
 @click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True)
 @click.option("--plot", type=OutFile(), default=None,
               help="Write a calibration plot (true length by score decile) as PNG.")
+@_stops_on_signals
 def evaluate(model_dir, data, split, plot):
     """Kendall tau (and bucket accuracy) of a predictor on held-out prompts, plus a calibration plot."""
     from ltrsched.outputs import check_out_file
@@ -609,6 +634,7 @@ def _check_plot_format(path: Path) -> None:
               help="Prompts whose member scores set each member's mean / std: the built-in name's train split or a file.")
 @click.option("--eval-data", default=None, help="Held-out prompts to report tau on (default: the same source's eval split).")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint directory to write.")
+@_stops_on_signals
 def ensemble(models, weights, data, eval_data, out):
     """Combine rank predictors: the weighted sum of their z-scored scores (copies the members into --out)."""
     from ltrsched.outputs import check_out_dir
@@ -647,14 +673,12 @@ def ensemble(models, weights, data, eval_data, out):
     calibration_cut = [m.cut_last for m in members]  # (each member's last scoring: the calibration prompts)
     from ltrsched.predictors.predictor import kendall_tau, unseen_warning
 
-    from ltrsched.predictors.ensemble import shared_features
+    from ltrsched.predictors.ensemble import member_scores
 
-    ev_scores, unseen, ev_cut = [], [], []
-    with shared_features(members):  # (members of one n-gram set and size featurise these prompts once between them)
-        for member in members:  # (each member's counts of unseen and cut prompts are its last scoring's: these prompts')
-            ev_scores.append(member.scores(ev_prompts))
-            unseen.append(member.unseen_last)
-            ev_cut.append(member.cut_last)
+    # (members of one n-gram set and size featurise these prompts once between them, chunk by chunk; each member's
+    # counts of unseen and cut prompts are its last scoring's: these prompts')
+    ev_scores = member_scores(members, ev_prompts)
+    unseen, ev_cut = [m.unseen_last for m in members], [m.cut_last for m in members]
     ens.save(out, list(models), overwrite=True)  # (into its own --out: replaces that ensemble)
     for m, s, count in zip(models, ev_scores, unseen):
         tau = kendall_tau(s, ev_lengths)
@@ -702,6 +726,7 @@ def _check_distinct_members(models: list[Path]) -> None:
               help="Also a ranker on this causal LM's hidden state (--backbone probe; give the served model, e.g. "
                    "smollm2, or its directory).")
 @click.option("--probe-layer", type=int, default=None, help="With --probe: the layer [default: half the model's].")
+@_stops_on_signals
 def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
     """Held-out Kendall tau on a served model's labels (`ltrsched label`): a ranker trained on them, one trained
     on ChatGPT's lengths of the same prompts, the another-seed ceiling, prompt length alone, a learning curve."""

@@ -105,8 +105,7 @@ class Ensemble:
         members, prompts = _check_members(members), check_prompts(prompts)
         if len(prompts) < 2:  # (before scoring: no prompt printed numpy's warnings of an empty mean first)
             raise ArgumentValueError(_NO_SPREAD)
-        with shared_features(members):
-            stats = [m.scores(prompts) for m in members]
+        stats = member_scores(members, prompts)
         return cls(members, [1.0] * len(members) if weights is None else weights, [float(s.mean()) for s in stats],
                    [float(s.std()) for s in stats])
 
@@ -125,9 +124,7 @@ class Ensemble:
 
     def scores(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
         prompts, batch_size = check_prompts(prompts), check_batch_size(batch_size)
-        with shared_features(self.members):
-            return self.combine([m.scores(prompts, batch_size) if w else np.zeros(len(prompts))
-                                 for m, w in zip(self.members, self.weights)])
+        return self.combine(member_scores(self.members, prompts, batch_size, self.weights))
 
     def score(self, prompts: list[str], batch_size: int = 1024):
         """``prompts`` scored once (:class:`~ltrsched.predictors.predictor.Scored`; an ensemble of rankers predicts
@@ -268,13 +265,83 @@ def _check_members(members) -> list:
     return members
 
 
+def member_scores(members: list, prompts: list[str], batch_size: int = 1024,
+                  weights: list[float] | None = None) -> list[np.ndarray]:
+    """Each member's scores of ``prompts`` (zeros, unscored, for a member of weight 0 in ``weights``), members of one
+    :attr:`~ltrsched.predictors.predictor.Predictor.features_key` preparing each prompt's features once between them
+    (:func:`shared_features`). Where the prompts are more than one
+    :data:`~ltrsched.predictors.predictor.PREPARE_BATCHES` chunk, each chunk is scored by every member in turn, so
+    that they share its features too, in memory bounded by one chunk's: member by member, each member tokenised and
+    featurised the whole workload again (an ensemble of 3 n-gram rankers scoring 100,000 prompts: 3 times a member's
+    featurising, BENCHMARKS.md "Predictors at scale"). The scores are the same, bit for bit: a prompt's features are its
+    own, and each member scores a chunk in the batches it scores the whole in. Each member's progress bar (its
+    ``progress``) runs over all the prompts, and its counts of unseen and cut prompts (``unseen_last``,
+    ``cut_last``) are of all of them."""
+    from ltrsched.predictors.predictor import PREPARE_BATCHES
+
+    weights = [1.0] * len(members) if weights is None else weights
+    scoring = [m for m, w in zip(members, weights) if w]
+    chunk = batch_size * PREPARE_BATCHES
+    if len(prompts) <= chunk:
+        with shared_features(scoring):
+            done = {id(m): m.scores(prompts, batch_size) for m in scoring}
+    else:
+        done = _scores_by_chunk(scoring, prompts, batch_size, chunk)
+    return [done[id(m)] if w else np.zeros(len(prompts)) for m, w in zip(members, weights)]
+
+
+class _ChunkBar:
+    """What a member's scoring of one chunk takes for its progress bar: its moves go to ``outer``, the member's bar
+    over all the prompts."""
+
+    def __init__(self, outer) -> None:
+        self.outer, self.n = outer, 0
+
+    def update(self, count: int = 1) -> None:
+        self.n += count
+        self.outer.update(count)
+
+    def __enter__(self) -> "_ChunkBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _scores_by_chunk(members: list, prompts: list[str], batch_size: int, chunk: int) -> dict[int, np.ndarray]:
+    """:func:`member_scores` of more than one ``chunk`` of ``prompts``: id(member) -> its scores."""
+    parts: dict[int, list[np.ndarray]] = {id(m): [] for m in members}
+    counts: dict[int, dict[str, int | None]] = {id(m): {"unseen_last": None, "cut_last": None} for m in members}
+    progress = {id(m): m.progress for m in members}
+    with ExitStack() as stack:
+        bars = {id(m): stack.enter_context(m._bar(len(prompts), m._scoring_noun, "scored")) for m in members}
+        try:
+            for first in range(0, len(prompts), chunk):
+                part = prompts[first: first + chunk]
+                with shared_features(members):  # (a dict of this chunk's features alone: freed after it)
+                    for m in members:
+                        m.progress = lambda total, noun, verb, outer=bars[id(m)]: _ChunkBar(outer)
+                        parts[id(m)].append(m.scores(part, batch_size))
+                        for name, total in counts[id(m)].items():
+                            count = getattr(m, name)
+                            if count is not None:
+                                counts[id(m)][name] = (total or 0) + count
+        finally:
+            for m in members:
+                m.progress = progress[id(m)]
+    for m in members:
+        for name, total in counts[id(m)].items():
+            setattr(m, name, total)
+    return {key: np.concatenate(scores) for key, scores in parts.items()}
+
+
 @contextmanager
 def shared_features(members: list):
     """While the block runs, ``members`` whose backbones make the same features of a prompt (n-gram ones of one n-gram
     set and size: :attr:`~ltrsched.predictors.predictor.Predictor.features_key`) prepare the features of a list of
     prompts scored by each once between them (each member tokenised and featurised the same prompts again); a list of
-    more than one :data:`~ltrsched.predictors.predictor.PREPARE_BATCHES` chunk is prepared by each, as before, in
-    memory bounded by a chunk's features."""
+    more than one :data:`~ltrsched.predictors.predictor.PREPARE_BATCHES` chunk is prepared by each, in memory bounded
+    by a chunk's features: :func:`member_scores` scores such a list chunk by chunk, each inside this block."""
     keys = Counter(m.features_key for m in members if m.features_key is not None)
     shared: dict = {}
     with ExitStack() as stack:

@@ -305,15 +305,14 @@ def count_known(known: np.ndarray | None, prompts: list[str]) -> int | None:
     return int(np.isin(hash_prompts(prompts), known).sum())
 
 
-def _check_finite(raw: np.ndarray, prompts: list[str]) -> None:
+def _check_finite(bad: np.ndarray, prompts: list[str]) -> None:
     """Raise :class:`~ltrsched.errors.ArgumentValueError` (a ValueError: no valid score could be computed, as
-    ``math.log(0)``'s; one line on the command line) if a model output for ``prompts`` is NaN or infinite: such a
-    score was written by ``predict`` without a word (and ordered anyhow by a scheduler), and ``evaluate`` called NaN
-    scores "the same score" for every prompt."""
-    bad = ~np.isfinite(raw.reshape(len(raw), -1)).all(axis=1)
+    ``math.log(0)``'s; one line on the command line) if a model output for ``prompts`` is NaN or infinite (``bad``: per
+    prompt, whether one of its outputs is): such a score was written by ``predict`` without a word (and ordered anyhow
+    by a scheduler), and ``evaluate`` called NaN scores "the same score" for every prompt."""
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise ArgumentValueError(f"the predictor scores {int(bad.sum())} of {len(raw)} prompts NaN or infinite (the first: "
+        raise ArgumentValueError(f"the predictor scores {int(bad.sum())} of {len(bad)} prompts NaN or infinite (the first: "
                         f"prompt {first}, {len(prompts[first])} characters): its weights or its model's outputs are "
                         "not finite numbers; train it again")
 
@@ -418,14 +417,17 @@ class Predictor:
         finally:
             self.backbone.on_featurised = None
 
-    def _raw(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
+    def _raw(self, prompts: list[str], batch_size: int = 1024, reduce: Callable | None = None):
         """The model's outputs for ``prompts``, their features prepared :data:`PREPARE_BATCHES` batches at a time
-        (each prompt's features are its own: the same outputs as all at once, in bounded memory)."""
+        (each prompt's features are its own: the same outputs as all at once, in bounded memory). With ``reduce``,
+        a function of one batch's outputs that returns a tuple of arrays with a row per prompt, those arrays for all
+        the prompts instead: a class model's logits are ``classes`` numbers a prompt (8,192 one-token classes: 32 kB),
+        which :meth:`score` reduces to two, so they are reduced a batch at a time and never all held."""
         torch = _torch()
         prompts = list(prompts)
         model = self.backbone.model
         model.eval()
-        outs = []
+        outs, bad = [], []
         chunk = batch_size * PREPARE_BATCHES
         unseen = getattr(self.backbone, "unseen", lambda data: None)
         self.unseen_last = self.cut_last = None
@@ -447,14 +449,18 @@ class Predictor:
                     self.unseen_last = (self.unseen_last or 0) + count
                 for start in range(0, len(part), batch_size):
                     rows = np.arange(start, min(start + batch_size, len(part)))
-                    outs.append(self.backbone.forward(data, rows).float().numpy())
+                    out = self.backbone.forward(data, rows).float().numpy()
+                    bad.append(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))
+                    outs.append(out if reduce is None or bad[-1].any() else reduce(out))  # (refused below)
                     _advance(bar, first + rows[-1] + 1)  # (a probe's prompts counted as featurised: no more here)
                 del data
         if not outs:
-            return np.zeros((0,) if self.outputs == 1 else (0, self.outputs))
-        raw = np.concatenate(outs)
-        _check_finite(raw, prompts)
-        return raw
+            empty = np.zeros((0,) if self.outputs == 1 else (0, self.outputs))
+            return empty if reduce is None else reduce(empty)
+        _check_finite(np.concatenate(bad), prompts)
+        if reduce is None:
+            return np.concatenate(outs)
+        return tuple(np.concatenate(parts) for parts in zip(*outs))
 
     @property
     def features_key(self) -> tuple | None:
@@ -488,17 +494,20 @@ class Predictor:
         the model (``predict`` and ``evaluate`` of a class model scored every prompt twice, once for each: twice the
         minutes of a model backbone). ``prompts``: an iterable of str (:func:`~ltrsched.predictors.arguments.
         check_prompts`); ``batch_size``: prompts a forward pass scores at once, >= 1."""
-        raw = self._raw(check_prompts(prompts), check_batch_size(batch_size))
+        prompts, batch_size = check_prompts(prompts), check_batch_size(batch_size)
         if self.outputs == 1:
-            return Scored(raw.astype(np.float64))
-        return Scored(-self._expected_bucket(raw), self._bucket_midpoints(raw))
+            return Scored(self._raw(prompts, batch_size).astype(np.float64))
+        scores, midpoints = self._raw(prompts, batch_size,
+                                      lambda logits: (-self._expected_bucket(logits), self._bucket_midpoints(logits)))
+        return Scored(scores, midpoints)
 
     def predicted_lengths(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
         """Predicted output length [tokens]: the midpoint of the most likely bucket (class models). A ranker has none:
         :class:`~ltrsched.errors.ArgumentValueError` (a ValueError, as ``io``'s unsupported operations are)."""
         if self.outputs == 1:
             raise ArgumentValueError("a ranking model predicts scores, not lengths; train --kind class for lengths")
-        return self._bucket_midpoints(self._raw(check_prompts(prompts), check_batch_size(batch_size)))
+        return self._raw(check_prompts(prompts), check_batch_size(batch_size),
+                         lambda logits: (self._bucket_midpoints(logits),))[0]
 
     def _bucket_midpoints(self, logits: np.ndarray) -> np.ndarray:
         """[tokens] The midpoint of each prompt's most likely bucket, from a class model's ``logits``."""
