@@ -170,3 +170,31 @@ def test_class_model_reduces_its_logits_a_batch_at_a_time(monkeypatch):
     assert np.array_equal(scored.scores, -real(logits))
     assert np.array_equal(scored.predicted_lengths, (logits.argmax(axis=1) + 0.5) * 10)
     assert np.array_equal(model.predicted_lengths(prompts, 8), scored.predicted_lengths)
+
+
+def test_an_ensembles_refusal_of_a_non_finite_score_names_the_prompts_place_in_the_workload():
+    """Scoring chunk by chunk, a member's NaN/inf refusal named the prompt's place in its chunk (prompt 5 of 32) and
+    counted that chunk's prompts alone; it names the place in the whole list, and which prompts were checked."""
+    import torch
+
+    from ltrsched.errors import UserError
+    from ltrsched.predictors import PredictorConfig
+    from ltrsched.predictors.ensemble import Ensemble
+    from ltrsched.predictors.predictor import PREPARE_BATCHES, Predictor
+
+    members = []
+    for _ in range(2):
+        member = Predictor(PredictorConfig(dim=4096))
+        with torch.no_grad():
+            for p in member.backbone.model.parameters():
+                p.fill_(1e38)  # (one word sums to a finite score, two words overflow float32)
+        members.append(member)
+    batch = 2
+    chunk = batch * PREPARE_BATCHES
+    prompts = ["a"] * (3 * chunk)
+    prompts[2 * chunk + 5] = "hello world"
+    ens = Ensemble(members, [1.0, 1.0], [0.0, 0.0], [1.0, 1.0])
+    with pytest.raises(UserError, match=rf"scores 1 of prompts {2 * chunk}\.\.{3 * chunk - 1} of {3 * chunk} prompts "
+                                        rf"NaN or infinite \(the first: prompt {2 * chunk + 5}, 11 characters\)"):
+        ens.scores(prompts, batch)
+    assert all(m._scoring_within is None for m in members)

@@ -321,6 +321,7 @@ def _scores_by_chunk(members: list, prompts: list[str], batch_size: int, chunk: 
                 with shared_features(members):  # (a dict of this chunk's features alone: freed after it)
                     for m in members:
                         m.progress = lambda total, noun, verb, outer=bars[id(m)]: _ChunkBar(outer)
+                        m._scoring_within = (first, len(prompts))
                         parts[id(m)].append(m.scores(part, batch_size))
                         for name, total in counts[id(m)].items():
                             count = getattr(m, name)
@@ -329,6 +330,7 @@ def _scores_by_chunk(members: list, prompts: list[str], batch_size: int, chunk: 
         finally:
             for m in members:
                 m.progress = progress[id(m)]
+                m._scoring_within = None
     for m in members:
         for name, total in counts[id(m)].items():
             setattr(m, name, total)

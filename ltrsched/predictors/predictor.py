@@ -305,16 +305,21 @@ def count_known(known: np.ndarray | None, prompts: list[str]) -> int | None:
     return int(np.isin(hash_prompts(prompts), known).sum())
 
 
-def _check_finite(bad: np.ndarray, prompts: list[str]) -> None:
+def _check_finite(bad: np.ndarray, prompts: list[str], within: tuple[int, int] | None = None) -> None:
     """Raise :class:`~ltrsched.errors.ArgumentValueError` (a ValueError: no valid score could be computed, as
     ``math.log(0)``'s; one line on the command line) if a model output for ``prompts`` is NaN or infinite (``bad``: per
     prompt, whether one of its outputs is): such a score was written by ``predict`` without a word (and ordered anyhow
-    by a scheduler), and ``evaluate`` called NaN scores "the same score" for every prompt."""
+    by a scheduler), and ``evaluate`` called NaN scores "the same score" for every prompt. ``within``: where
+    ``prompts`` start in a caller's whole list, and that list's length (an ensemble scores one chunk at a time:
+    the error named the prompt's place in the chunk)."""
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise ArgumentValueError(f"the predictor scores {int(bad.sum())} of {len(bad)} prompts NaN or infinite (the first: "
-                        f"prompt {first}, {len(prompts[first])} characters): its weights or its model's outputs are "
-                        "not finite numbers; train it again")
+        start, total = within or (0, len(bad))
+        some = (f"{int(bad.sum())} of {total}" if (start, total) == (0, len(bad))
+                else f"{int(bad.sum())} of prompts {start}..{start + len(bad) - 1} of {total}")
+        raise ArgumentValueError(f"the predictor scores {some} prompts NaN or infinite (the first: "
+                        f"prompt {start + first}, {len(prompts[first])} characters): its weights or its model's outputs "
+                        "are not finite numbers; train it again")
 
 
 @contextmanager
@@ -354,6 +359,10 @@ class Scored:
 class Predictor:
     """A length predictor: ``scores(prompts)`` (higher = shorter); class models also give
     ``predicted_lengths(prompts)`` [tokens] (the predicted bucket's midpoint)."""
+
+    #: While an ensemble scores a chunk of a longer list: where the chunk starts in it, and its length (errors name a
+    #: prompt's place in the whole list); None otherwise
+    _scoring_within: tuple[int, int] | None = None
 
     def __init__(self, config: PredictorConfig):
         # (a dict or None was "'dict' object has no attribute 'kind'")
@@ -457,7 +466,7 @@ class Predictor:
         if not outs:
             empty = np.zeros((0,) if self.outputs == 1 else (0, self.outputs))
             return empty if reduce is None else reduce(empty)
-        _check_finite(np.concatenate(bad), prompts)
+        _check_finite(np.concatenate(bad), prompts, self._scoring_within)
         if reduce is None:
             return np.concatenate(outs)
         return tuple(np.concatenate(parts) for parts in zip(*outs))
