@@ -267,9 +267,10 @@ def _sim_config(spec: RunSpec):
                      max_model_len=spec.max_model_len)
 
 
-def _check_setup(spec: RunSpec, wl: Workload, policy, config) -> None:
+def _check_setup(spec: RunSpec, wl: Workload, policy, config):
     """What a run checks before it simulates (the simulator's :func:`setup_run`: the policy's columns, requests that
-    fit the context and the KV cache, ...), its errors naming what the run's user can change."""
+    fit the context and the KV cache, ...), its errors naming what the run's user can change; returns the run's
+    :class:`~ltrsched.sim.simulate.RunSetup` (its request table)."""
     from ltrsched.sim.config import ConfigError
     from ltrsched.sim.simulate import FitFixes, setup_run
 
@@ -277,7 +278,7 @@ def _check_setup(spec: RunSpec, wl: Workload, policy, config) -> None:
     # capacity run has not, and no workload among a sweep's; a max_model_len the profile's KV cache does not hold too)
     naming = _fit_naming(spec.experiment)
     try:
-        setup_run(wl, policy, config, FitFixes(
+        return setup_run(wl, policy, config, FitFixes(
             context=CONTEXT_FIXES.get(spec.experiment, CONTEXT_FIXES[""]),
             kv="use a profile with more GPU memory, or leave such requests out",
             where=f"workload {spec.workload!r} on profile {spec.profile!r}: ", naming=naming))
@@ -291,6 +292,26 @@ def _check_sweep_router(spec: RunSpec, router, wl: Workload) -> None:
 
     check_needs(router, wl.has_column, f"workload {spec.workload!r}", kind="router",
                 router_example='`routers = ["{name}:tau=0.62"]` in the sweep file')
+
+
+def _check_router_prepare(router, setup, replicas: int) -> None:
+    """Prepare a built-in router on the run's request table (the columns the cluster simulator gives it) and let
+    the :class:`UserError` it raises out: a parameter it checks only against the workload (``least-work``'s
+    ``max_model_len`` below the longest request) failed a sweep's run after the runs sorted ahead of it. Its
+    ``warning:`` lines are not printed (the run prints them; a stand-in scoring column's zeros would warn here);
+    its other errors are left to the run, as is a plugin router's ``prepare`` (it may be costly, or read the
+    stand-in columns' values)."""
+    import io
+
+    if not type(router).__module__.startswith("ltrsched.routers."):
+        return
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            router.prepare(setup.table.workload_columns(), replicas)
+    except UserError:
+        raise
+    except Exception:  # (the run reports it, as it does)
+        pass
 
 
 def check_runs(specs: Iterable[RunSpec], out: str | Path | None = None) -> None:
@@ -332,13 +353,14 @@ def check_runs(specs: Iterable[RunSpec], out: str | Path | None = None) -> None:
             swl = scored[s.scoring]
             if s.policy not in policies:
                 policies[s.policy] = make_policy(s.policy)
-            _check_setup(s, swl, policies[s.policy], _sim_config(s))
+            setup = _check_setup(s, swl, policies[s.policy], _sim_config(s))
             if s.replicas > 1 or s.router is not None:
                 router = make_router(s.router or "round-robin")
                 if s.experiment == "sweep":
                     _check_sweep_router(s, router, swl)
                 else:  # (as the cluster simulator checks it)
                     check_needs(router, swl.has_column, f"workload {swl.name!r}", kind="router")
+                _check_router_prepare(router, setup, s.replicas)
 
 
 def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def cdf(runs, out, title):
     """CDFs of latency per token, TTFT and TPOT: a line per policy, a row per setting.
 
     RUNS are run directories (simulate --out) or sweep/reproduce output directories (every run under
-    runs/). Settings that differ between runs (workload, rate, profile, seed...) get a row each; policies,
+    runs/; of a sweep's, the runs its sweep.csv lists, not an earlier sweep file's). Settings that differ between runs (workload, rate, profile, seed...) get a row each; policies,
     and replica counts and routers where they differ, get a line each.
     """
     from ltrsched.plots.cdf import CDF_METRICS, check_image_path, check_title, ecdf, metric_values, plot_cdf_grid
@@ -33,7 +33,10 @@ def cdf(runs, out, title):
 
     check_image_path(out, "--out")
     check_title(title)
-    loaded = load_runs(list(runs))
+    notes: list[str] = []
+    loaded = load_runs(list(runs), notes)
+    for note in notes:  # (runs of an earlier sweep file under a sweep's --out: left out)
+        click.echo(note, err=True)
     for run in loaded:  # its line was left out of every panel, silently (with no other run: an empty figure, exit 0)
         if not any(len(ecdf(metric_values(run.requests, m))[0]) for m in CDF_METRICS):
             raise UserError(f"{run.path}: no request of the run has a latency to plot (none finished); leave the run "

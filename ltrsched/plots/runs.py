@@ -126,8 +126,10 @@ def read_plotted_columns(path: Path) -> pl.DataFrame:
     return pl.read_parquet(path, columns=[c for c in (*CDF_METRICS, "finish_time") if c in schema])
 
 
-def load_runs(paths: list[Path]) -> list[SavedRun]:
-    """Every run under ``paths`` (run directories, or sweep/reproduce output directories)."""
+def load_runs(paths: list[Path], notes: list[str] | None = None) -> list[SavedRun]:
+    """Every run under ``paths`` (run directories, or sweep/reproduce output directories). Of a sweep directory
+    (one with a ``sweep.csv``) only the runs its ``sweep.csv`` lists: runs an earlier sweep file wrote to the same
+    ``--out`` are left out, and a line saying so is appended to ``notes``."""
     from ltrsched.results import read_summary_file
 
     out, seen = [], set()
@@ -135,19 +137,74 @@ def load_runs(paths: list[Path]) -> list[SavedRun]:
         path = Path(path)
         if not path.exists():
             raise UserError(f"{path}: no such directory")
-        for d in _run_dirs(path):
+        dirs = _run_dirs(path)
+        rows = _sweep_rows(path) if len(dirs) > 1 or dirs[0] != path else None
+        left_out = []
+        for d in dirs:
             if d.resolve() in seen:  # the same run named twice (or a run and its sweep directory): one line
                 continue
-            seen.add(d.resolve())
             try:
-                meta = read_summary_file(d / "summary.json").get("meta") or {}
+                data = read_summary_file(d / "summary.json")
+                meta = data.get("meta") or {}
                 _check_meta(meta)
+                if rows is not None and not any(_lists(row, meta, data["summary"]) for row in rows):
+                    left_out.append(d)  # (read only its summary: another sweep's run)
+                    continue
                 requests = read_plotted_columns(d / "requests.parquet")
                 _check_metric_columns(requests)
             except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
                 raise UserError(f"{d}: cannot read the run ({type(exc).__name__}: {exc})") from None
+            seen.add(d.resolve())
             out.append(SavedRun(d, run_fields(meta), requests, run_details(meta)))
+        if rows is not None and len(left_out) == len(dirs):
+            raise UserError(f"{path / 'sweep.csv'}: none of the {len(dirs)} runs under {path / 'runs'} is one it "
+                            "lists (rerun the sweep, or give the runs' directories)")
+        if left_out and notes is not None:
+            notes.append(f"note: {path}: left out {len(left_out)} run(s) under runs/ that its sweep.csv does not list "
+                         f"(an earlier sweep's written to the same --out, e.g. {left_out[0].name}); give their "
+                         "directories to draw them")
     return out
+
+
+#: sweep.csv's columns that name a run's settings, as its run spec holds them.
+_SWEEP_KEYS = ("workload", "policy", "profile", "arrival", "rate", "seed", "replicas", "router")
+
+
+def _sweep_rows(path: Path) -> list[dict[str, Any]] | None:
+    """The rows of ``path``'s ``sweep.csv`` (the runs the sweep written last to ``path`` ran), or None where
+    ``path`` has none (a reproduce directory, whose earlier experiments' runs belong to it)."""
+    table = path / "sweep.csv"
+    if not table.is_file():
+        return None
+    try:
+        return pl.read_csv(table, infer_schema_length=None).to_dicts()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise UserError(f"{table}: cannot read the sweep's table of runs ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}); rerun the sweep, or give the runs' "
+                        "directories") from None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether a sweep.csv cell and a run's value are one value (None alike; a float written and read back is
+    equal; undefined NaN equals NaN)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) and isinstance(b, (int, float)) and a != a:
+        return b != b
+    return a == b
+
+
+def _lists(row: dict[str, Any], meta: dict[str, Any], summary: dict[str, Any]) -> bool:
+    """Whether sweep.csv's ``row`` is the run of this ``meta`` and ``summary``: the same settings (a sweep writes
+    a row's from its run spec) and the same value of every summary number the row holds (what tells apart two
+    sweep files' runs that differ in a setting sweep.csv has no column for, e.g. num_requests)."""
+    spec = meta.get("run_spec") or {}
+    if not spec:
+        return False
+    for key in _SWEEP_KEYS:
+        if key in row and not _same(row[key], spec.get(key)):
+            return False
+    return all(_same(value, summary[key]) for key, value in row.items() if key not in _SWEEP_KEYS and key in summary)
 
 
 def varying(runs: list[SavedRun], names: tuple[str, ...]) -> list[str]:

@@ -9,6 +9,7 @@ ShareGPT statistics (mean prompt 240, output 412 tokens). Lengths are independen
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,14 +33,22 @@ class LengthModel:
         return np.clip(np.rint(np.exp(mu + self.sigma * z)), self.low, self.high).astype(np.int64)
 
     def _mu(self) -> float:
-        # Solve E[clip(exp(mu + sigma Z))] = mean on fixed quadrature nodes (deterministic, fast).
-        z = np.random.default_rng(12345).standard_normal(200_000)
-        lo, hi = np.log(self.low), np.log(self.high)
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            m = np.clip(np.rint(np.exp(mid + self.sigma * z)), self.low, self.high).mean()
-            lo, hi = (mid, hi) if m < self.mean else (lo, mid)
-        return 0.5 * (lo + hi)
+        """The log-space mean whose clipped lengths have mean ``self.mean`` [log tokens]: solved once per model
+        (:func:`_solve_mu`, cached; it was 85% of building a 20-request workload, 0.07 s a call)."""
+        return _solve_mu(self.mean, self.sigma, self.low, self.high)
+
+
+@functools.lru_cache(maxsize=64)
+def _solve_mu(mean: float, sigma: float, low: int, high: int) -> float:
+    """Solve E[clip(exp(mu + sigma Z), low, high)] = ``mean`` [tokens] for mu on fixed quadrature nodes
+    (deterministic: the same arguments give the same mu, bit for bit)."""
+    z = np.random.default_rng(12345).standard_normal(200_000)
+    lo, hi = np.log(low), np.log(high)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        m = np.clip(np.rint(np.exp(mid + sigma * z)), low, high).mean()
+        lo, hi = (mid, hi) if m < mean else (lo, mid)
+    return 0.5 * (lo + hi)
 
 
 @dataclass(frozen=True)
