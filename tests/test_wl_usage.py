@@ -241,3 +241,10 @@ def test_openais_cached_and_reasoning_tokens_are_not_added_twice(tmp_path, usage
     df = load_workload(write(tmp_path / "log.jsonl", [exchange(0, usage=usage)])).df
     assert (df["prompt_tokens"].to_list(), df["output_tokens"].to_list()) == ([40], [90])
 
+
+@pytest.mark.parametrize("usage", ["12", [12, 5], 7])
+def test_a_request_lines_usage_that_is_no_object_is_refused(tmp_path, capsys, usage):
+    """It was ignored, silently (a record's and a logged response's were refused in these words)."""
+    path = write(tmp_path / "r.jsonl", [{"prompt": PROMPTS[0], "generated": REPLIES[0], "usage": usage}])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path),
+                          "r.jsonl: line 1: 'usage' must be an object of token counts, got")

@@ -235,8 +235,9 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                 batch_failed.append((lineno, failed_why(rec)))
                 continue
             rec = flat
-        elif isinstance(rec, dict) and isinstance(rec.get("usage"), dict):  # (a request line's usage beside its
-            # text: its counts read as a conversation record's are; they were ignored, silently)
+        elif isinstance(rec, dict) and rec.get("usage") is not None:  # (a request line's usage beside its
+            # text: its counts read as a conversation record's are; they were ignored, silently; one that is no object
+            # refused in a record's words: it was ignored too)
             rec = line_usage(rec, path, lineno)
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
