@@ -248,3 +248,12 @@ def test_a_request_lines_usage_that_is_no_object_is_refused(tmp_path, capsys, us
     path = write(tmp_path / "r.jsonl", [{"prompt": PROMPTS[0], "generated": REPLIES[0], "usage": usage}])
     assert_one_line_error(run_cli_fast(capsys, "workloads", path),
                           "r.jsonl: line 1: 'usage' must be an object of token counts, got")
+
+
+def test_a_request_log_record_among_request_lines_is_refused_as_another_kind(tmp_path, capsys):
+    """It said "'response' must be text (a JSON string), got {...}" (the order of the lines decides the file's kind: a
+    request log's first line makes it one of conversations)."""
+    path = write(tmp_path / "mix.jsonl", [{"prompt": PROMPTS[0], "generated": REPLIES[0]}, exchange(1)])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path),
+                          "mix.jsonl:2: a request log's {\"request\", \"response\"} record, and the first line is a "
+                          "request, not a conversation: a .jsonl holds requests or conversations")

@@ -134,7 +134,8 @@ from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, record_splits, split_column, split_mask
 from ltrsched.workloads.file_rows import FILE_ROWS, FileRows
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
-from ltrsched.workloads.openai_usage import batch_output_line, failed_note, failed_why, is_batch_output, line_usage
+from ltrsched.workloads.openai_usage import (batch_output_line, failed_note, failed_why, is_batch_output,
+                                             is_logged_exchange, line_usage)
 from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
@@ -229,6 +230,11 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
     batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
     for lineno, rec in jsonl_records(path):
+        if is_logged_exchange(rec):  # (a request file's line: read as one, its 'response' object was refused as no
+            # text, as an OpenAI Batch API output line's would be)
+            raise UserError(f"{path}:{lineno}: a request log's {{\"request\", \"response\"}} record, and the first "
+                            "line is a request, not a conversation: a .jsonl holds requests or conversations (OpenAI's "
+                            "chat format, a request log's records), one kind on every line")
         if is_batch_output(rec):  # (a request of lengths alone, from its usage: it was refused with a jq recipe)
             flat = batch_output_line(rec, path, lineno)
             if flat is None:
