@@ -136,7 +136,7 @@ def test_a_file_whose_usage_is_read_since_is_keyed_anew(tmp_path):
     """Runs cached before counted the text's tokens (or skipped the logs): the run cache key marks such files."""
     from ltrsched.workloads.loaders import workload_fingerprint
 
-    assert workload_fingerprint(write(tmp_path / "log.jsonl", [exchange(0)])).get("openai usage") == "read"
+    assert workload_fingerprint(write(tmp_path / "log.jsonl", [exchange(0)])).get("openai usage") == "read, anthropic's too"
     assert "openai usage" not in workload_fingerprint(write(tmp_path / "r.jsonl", [{"prompt": "a", "generated": "b"}]))
 
 
@@ -158,3 +158,102 @@ def test_a_request_line_with_a_custom_id_is_no_batch_output_line(tmp_path, capsy
     refused as such), not as a Batch API output line that failed."""
     path = write(tmp_path / "r.jsonl", [{"custom_id": "a", "prompt": PROMPTS[0], "response": None}])
     assert_one_line_error(run_cli_fast(capsys, "workloads", path), "r.jsonl:1: ", "its 'response' is null")
+
+
+def anthropic_usage(inp: int, out: int, created: int = 0, read: int = 0) -> dict:
+    return {"input_tokens": inp, "output_tokens": out, "cache_creation_input_tokens": created,
+            "cache_read_input_tokens": read}
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_an_anthropic_usage_is_read_with_its_cached_prompt_tokens(tmp_path, suffix):
+    """Anthropic's usage (``input_tokens``, ``output_tokens``; its cache's tokens left out of ``input_tokens``): the
+    prompt's count is their sum. It was not read: the text's Llama-3 counts were used without a word."""
+    messages = [{"role": "user", "content": PROMPTS[0]}, {"role": "assistant", "content": REPLIES[0]}]
+    path = write(tmp_path / f"c{suffix}", [{"messages": messages, "usage": anthropic_usage(12, 7, 3, 40)}])
+    df = load_workload(path).df
+    assert (df["prompt_tokens"].to_list(), df["output_tokens"].to_list()) == ([55], [7])
+
+
+def test_an_anthropic_request_log_is_read(tmp_path):
+    """A proxy's log of Anthropic Messages API calls (its response's ``content`` parts, no ``choices``): it was left
+    out as a response that failed ("no 'choices'"), so a file of them was refused."""
+    response = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+                "content": [{"type": "text", "text": REPLIES[1]}], "stop_reason": "end_turn",
+                "usage": anthropic_usage(25, 9, read=100)}
+    path = write(tmp_path / "log.jsonl", [{"request": {"system": SYSTEM, "messages": [
+        {"role": "user", "content": PROMPTS[1]}]}, "response": response}])
+    df = load_workload(path).df
+    assert (df["prompt_tokens"].to_list(), df["output_tokens"].to_list()) == ([125], [9])
+    assert df["prompt"].to_list() == [f"{SYSTEM}\n\n{PROMPTS[1]}"]
+
+
+def test_a_streamed_request_log_is_read_from_its_chunks(tmp_path):
+    """A streamed call's log (its response a list of chat.completion.chunk objects, usage in the last alone, as
+    ``stream_options.include_usage`` gives it): it was left out as a response that failed ("no 'choices'")."""
+    words = REPLIES[2].split(" ")
+    chunks = [{"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": w + " "}}]}
+              for w in words] + [{"object": "chat.completion.chunk", "choices": [],
+                                  "usage": {"prompt_tokens": 33, "completion_tokens": 12}}]
+    no_usage = {"request": exchange(0)["request"], "response": chunks[:-1]}
+    path = write(tmp_path / "log.jsonl", [{"request": exchange(2)["request"], "response": chunks}, no_usage])
+    df = load_workload(path).df.sort("prompt_tokens")
+    assert df["output_tokens"].to_list() == [*count_tokens([" ".join(w for w in words) + " "]).tolist(), 12]
+    assert df["prompt_tokens"].to_list()[1] == 33
+
+
+def test_a_streamed_request_log_of_two_choices_is_refused(tmp_path, capsys):
+    chunks = [{"choices": [{"index": i, "delta": {"content": REPLIES[i]}}]} for i in range(2)]
+    path = write(tmp_path / "log.jsonl", [{"request": exchange(0)["request"], "response": chunks}])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path), "log.jsonl: record 1: ",
+                          "'response.choices' holds 2 replies (n > 1)")
+
+
+@pytest.mark.parametrize("usage, says", [
+    ({**anthropic_usage(12, 7), "cache_read_input_tokens": -4},
+     "key 'usage.cache_read_input_tokens' in record 1 is -4, not a token count (a whole number in 0..2**53)"),
+    ({**anthropic_usage(12, 7), "cache_creation_input_tokens": 2.5},
+     "key 'usage.cache_creation_input_tokens' in record 1 is 2.5, not a token count"),
+    ({**anthropic_usage(12, 7), "cache_read_input_tokens": "many"}, "key 'usage.cache_read_input_tokens' "),
+    (anthropic_usage(0, 7), "key 'usage.input_tokens' in record 1 is 0, not a token count"),
+])
+def test_an_anthropic_usages_bad_counts_are_refused_in_one_line(tmp_path, capsys, usage, says):
+    messages = [{"role": "user", "content": PROMPTS[0]}, {"role": "assistant", "content": REPLIES[0]}]
+    path = write(tmp_path / "c.jsonl", [{"messages": messages, "usage": usage}])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path), "c.jsonl: ", says)
+
+
+def test_an_anthropic_usage_and_the_records_own_count_are_refused(tmp_path, capsys):
+    messages = [{"role": "user", "content": PROMPTS[0]}, {"role": "assistant", "content": REPLIES[0]}]
+    path = write(tmp_path / "c.jsonl", [{"messages": messages, "output_tokens": 7, "usage": anthropic_usage(12, 7)}])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path), "c.jsonl: record 1: ",
+                          "'usage.output_tokens' and 'output_tokens' both give the output_tokens")
+
+
+@pytest.mark.parametrize("usage", [
+    {"prompt_tokens": 40, "completion_tokens": 90, "total_tokens": 130,
+     "prompt_tokens_details": {"cached_tokens": 32}, "completion_tokens_details": {"reasoning_tokens": 64}},
+    {"input_tokens": 40, "output_tokens": 90, "total_tokens": 130,  # (OpenAI's Responses API)
+     "input_tokens_details": {"cached_tokens": 32}, "output_tokens_details": {"reasoning_tokens": 64}},
+])
+def test_openais_cached_and_reasoning_tokens_are_not_added_twice(tmp_path, usage):
+    """OpenAI counts its cached tokens in the prompt's and its reasoning tokens in the completion's count."""
+    df = load_workload(write(tmp_path / "log.jsonl", [exchange(0, usage=usage)])).df
+    assert (df["prompt_tokens"].to_list(), df["output_tokens"].to_list()) == ([40], [90])
+
+
+@pytest.mark.parametrize("usage", ["12", [12, 5], 7])
+def test_a_request_lines_usage_that_is_no_object_is_refused(tmp_path, capsys, usage):
+    """It was ignored, silently (a record's and a logged response's were refused in these words)."""
+    path = write(tmp_path / "r.jsonl", [{"prompt": PROMPTS[0], "generated": REPLIES[0], "usage": usage}])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path),
+                          "r.jsonl: line 1: 'usage' must be an object of token counts, got")
+
+
+def test_a_request_log_record_among_request_lines_is_refused_as_another_kind(tmp_path, capsys):
+    """It said "'response' must be text (a JSON string), got {...}" (the order of the lines decides the file's kind: a
+    request log's first line makes it one of conversations)."""
+    path = write(tmp_path / "mix.jsonl", [{"prompt": PROMPTS[0], "generated": REPLIES[0]}, exchange(1)])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path),
+                          "mix.jsonl:2: a request log's {\"request\", \"response\"} record, and the first line is a "
+                          "request, not a conversation: a .jsonl holds requests or conversations")

@@ -134,7 +134,8 @@ from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, record_splits, split_column, split_mask
 from ltrsched.workloads.file_rows import FILE_ROWS, FileRows
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
-from ltrsched.workloads.openai_usage import batch_output_line, failed_note, failed_why, is_batch_output, line_usage
+from ltrsched.workloads.openai_usage import (batch_output_line, failed_note, failed_why, is_batch_output,
+                                             is_logged_exchange, line_usage)
 from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
@@ -229,14 +230,20 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
     batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
     for lineno, rec in jsonl_records(path):
+        if is_logged_exchange(rec):  # (a request file's line: read as one, its 'response' object was refused as no
+            # text, as an OpenAI Batch API output line's would be)
+            raise UserError(f"{path}:{lineno}: a request log's {{\"request\", \"response\"}} record, and the first "
+                            "line is a request, not a conversation: a .jsonl holds requests or conversations (OpenAI's "
+                            "chat format, a request log's records), one kind on every line")
         if is_batch_output(rec):  # (a request of lengths alone, from its usage: it was refused with a jq recipe)
             flat = batch_output_line(rec, path, lineno)
             if flat is None:
                 batch_failed.append((lineno, failed_why(rec)))
                 continue
             rec = flat
-        elif isinstance(rec, dict) and isinstance(rec.get("usage"), dict):  # (a request line's usage beside its
-            # text: its counts read as a conversation record's are; they were ignored, silently)
+        elif isinstance(rec, dict) and rec.get("usage") is not None:  # (a request line's usage beside its
+            # text: its counts read as a conversation record's are; they were ignored, silently; one that is no object
+            # refused in a record's words: it was ignored too)
             rec = line_usage(rec, path, lineno)
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
@@ -1474,7 +1481,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"mooncake timestamps": "one unit"} if _jsonl_mixes_timestamp_units(path) else {}),
             # (an OpenAI usage's counts, a request log's {"request", "response"}, read since this marker: runs cached
             # before counted the text's tokens, or skipped the logs)
-            **({"openai usage": "read"} if may_give_usage(path) else {}),
+            # ("anthropic's too": input_tokens/output_tokens, an Anthropic response and streamed chunks read since)
+            **({"openai usage": "read, anthropic's too"} if may_give_usage(path) else {}),
             # (a request file's 'id' of whole numbers read as its ids since this marker: runs cached before numbered
             # the requests)
             **({"id": "read as the request id"} if _gives_id_name(path) else {})}

@@ -14,7 +14,12 @@ Three shapes a serving engineer's logs take:
 rule for a record's own counts (:func:`~ltrsched.workloads.sharegpt.given_counts`): the given count is used in place
 of the text's Llama-3 count, and counts that differ from the text's are counted in a warning. A count given both
 there and as the record's own key is an error (which holds it?), as two keys for one count are
-(:func:`~ltrsched.workloads.record_values.count_keys`). (Before, a log record was refused naming its format, a
+(:func:`~ltrsched.workloads.record_values.count_keys`). A ``usage`` of neither key but Anthropic's (or OpenAI's
+Responses API's) ``input_tokens``/``output_tokens`` gives them (:data:`INPUT_COUNTS`): the prompt's count is
+``input_tokens`` plus Anthropic's prompt-cache tokens (:data:`CACHE_INPUT_KEYS`), which it leaves out. OpenAI's
+cached and reasoning tokens (``*_tokens_details``) are part of its counts already, not added. A logged Anthropic
+Messages API response and a streamed response's chunks are read as a chat completion (:func:`served_response`).
+(Before, a log record was refused naming its format, a
 ``usage`` beside messages counted in a warning saying it was not read, a Batch API output line refused with a jq
 recipe.)
 """
@@ -22,12 +27,20 @@ recipe.)
 from __future__ import annotations
 
 from ltrsched.errors import UserError
-from ltrsched.workloads.count_values import count_error, is_count
+from ltrsched.workloads.count_values import count_error, is_count, shown_count
 from ltrsched.workloads.number_text import text_error, text_number
 from ltrsched.workloads.schema import OTHER_LENGTH_KEYS
 
 #: ``usage``'s count keys -> ours.
 USAGE_COUNTS = {"prompt_tokens": "prompt_tokens", "completion_tokens": "output_tokens"}
+#: Anthropic's (and OpenAI's Responses API's) ``usage`` count keys -> ours, read where a ``usage`` has neither of
+#: :data:`USAGE_COUNTS` (they were not read: the text's Llama-3 counts were used without a word).
+INPUT_COUNTS = {"input_tokens": "prompt_tokens", "output_tokens": "output_tokens"}
+#: Anthropic's prompt tokens [tokens] that its ``input_tokens`` leaves out (those written to and read from its prompt
+#: cache): the prompt's count is their sum with ``input_tokens``. (OpenAI's cached tokens, ``prompt_tokens_details``
+#: and ``input_tokens_details.cached_tokens``, are part of its prompt count already, as ``completion_tokens_details.
+#: reasoning_tokens`` are of ``completion_tokens``: not added.)
+CACHE_INPUT_KEYS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 #: Where a record keeps its messages (:data:`ltrsched.workloads.sharegpt.CONVERSATION_KEYS`; not imported: sharegpt
 #: imports this module).
 _MESSAGES = ("conversations", "items", "conversation", "messages")
@@ -63,27 +76,56 @@ def usage_counts(usage, field: str, path, place: str) -> dict[str, int]:
         return {}
     if not isinstance(usage, dict):
         raise UserError(f"{path}: {place}: {field!r} must be an object of token counts, got {type(usage).__name__}")
+    names = usage_names(usage)
     counts = {}
-    for key, ours in USAGE_COUNTS.items():
+    for key, ours in names.items():
         value = usage.get(key)
         if value is None:
             continue
-        number = text_number(value) if isinstance(value, str) else value
-        if number is None:
-            raise UserError(text_error(path, f"{field}.{key}", value, place, what="key"))
+        number = _number(value, f"{field}.{key}", path, place)
         if not is_count(number):
             raise UserError(count_error(path, f"{field}.{key}", number, place, "key", output=ours == "output_tokens"))
         counts[ours] = int(number)
+    if names is INPUT_COUNTS and "prompt_tokens" in counts:
+        for key in CACHE_INPUT_KEYS:
+            value = usage.get(key)
+            if value is None:
+                continue
+            number = _number(value, f"{field}.{key}", path, place)
+            if number != 0 and not is_count(number):
+                raise UserError(f"{path}: key {f'{field}.{key}'!r} in {place} is {shown_count(number)}, not a token "
+                                "count (a whole number in 0..2**53)")
+            counts["prompt_tokens"] += int(number)
     return counts
 
 
-def _with_counts(record: dict, counts: dict[str, int], field: str, where: str) -> dict:
-    """``record`` with ``counts`` (from its ``field``) as its own keys; one-line :class:`UserError` naming ``where``
-    for a count the record gives under its own key too."""
+def usage_names(usage: dict) -> dict[str, str]:
+    """The count keys ``usage`` gives its counts under -> ours: OpenAI's (:data:`USAGE_COUNTS`), or where it has neither
+    of them, Anthropic's and the Responses API's (:data:`INPUT_COUNTS`)."""
+    if any(usage.get(k) is not None for k in USAGE_COUNTS) or not any(k in usage for k in INPUT_COUNTS):
+        return USAGE_COUNTS
+    return INPUT_COUNTS
+
+
+def _number(value, key: str, path, place: str):
+    """A ``usage`` value as a number (integer text read as the number); one-line :class:`UserError` for text that
+    spells none."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return value
+    number = text_number(value)
+    if number is None:
+        raise UserError(text_error(path, key, value, place, what="key"))
+    return number
+
+
+def _with_counts(record: dict, counts: dict[str, int], field: str, where: str, usage=None) -> dict:
+    """``record`` with ``counts`` (from its ``field``, the object ``usage``) as its own keys; one-line
+    :class:`UserError` naming ``where`` for a count the record gives under its own key too."""
+    names = usage_names(usage) if isinstance(usage, dict) else USAGE_COUNTS
     for ours, count in counts.items():
         own = _own_count_key(record, ours)
         if own is not None:
-            theirs = next(k for k, o in USAGE_COUNTS.items() if o == ours)
+            theirs = next(k for k, o in names.items() if o == ours)
             raise UserError(f"{where}: {f'{field}.{theirs}'!r} and {own!r} both give the {ours}; which does? give one")
         record[ours] = count
     return record
@@ -101,12 +143,14 @@ def as_conversation(record, path, number: int) -> tuple[dict | None, str]:
     rid = record.get("id", record.get("conversation_id", ""))
     place = f"record {number:,}" + (f" (id {str(rid)!r})" if rid not in ("", None) else "")
     if is_logged_exchange(record):
-        response = record["response"]
+        response = served_response(record["response"])
         choices = response.get("choices") if isinstance(response, dict) else None
         if not isinstance(choices, list) or not choices:
             error = response.get("error") if isinstance(response, dict) else None
             return None, ("its 'response' has an 'error'" if error is not None else
-                          "its 'response' is null" if response is None else "its 'response' has no 'choices'")
+                          "its 'response' is null" if response is None else
+                          "its 'response' is a list holding no chat-completion chunks"
+                          if isinstance(record["response"], list) else "its 'response' has no 'choices'")
         if len(choices) > 1:
             raise UserError(f"{path}: {place}: 'response.choices' holds {len(choices)} replies (n > 1), and its usage "
                             "counts them all: which is served? log one choice per request")
@@ -117,12 +161,46 @@ def as_conversation(record, path, number: int) -> tuple[dict | None, str]:
             flat["system"] = request["system"]
         flat["messages"] = [*request["messages"], *([reply] if isinstance(reply, dict) else [])]
         counts = usage_counts(response.get("usage"), "response.usage", path, place)
-        return _with_counts(flat, counts, "response.usage", f"{path}: {place}"), ""
+        return _with_counts(flat, counts, "response.usage", f"{path}: {place}", response.get("usage")), ""
     if "usage" in record and any(isinstance(record.get(k), list) for k in _MESSAGES):
         counts = usage_counts(record["usage"], "usage", path, place)
         flat = {k: v for k, v in record.items() if k != "usage"}
-        return _with_counts(flat, counts, "usage", f"{path}: {place}"), ""
+        return _with_counts(flat, counts, "usage", f"{path}: {place}", record["usage"]), ""
     return record, ""
+
+
+def served_response(response):
+    """A logged response as a chat completion's (``choices``, ``usage``): an Anthropic Messages API response
+    (``"type": "message"``, its ``content`` a list of parts) as one choice of its content; a streamed response's
+    chunks (a list of ``chat.completion.chunk`` objects) as one choice of their deltas' text (tool-call deltas as
+    ``tool_calls``; a chunk of another choice's ``index`` as a second choice, n > 1), its ``usage`` the last chunk's
+    that gives one. Others as they are. (Both were left out as responses that failed, "no 'choices'".)"""
+    if isinstance(response, dict) and "choices" not in response and isinstance(response.get("content"), list) and (
+            response.get("type") == "message" or response.get("role") == "assistant"):
+        return {**response, "choices": [{"message": {"role": "assistant", "content": response["content"]}}]}
+    if not isinstance(response, list) or not any(isinstance(c, dict) and isinstance(c.get("choices"), list)
+                                                 for c in response):
+        return response
+    texts, tools, indices, usage = {}, set(), set(), None
+    for chunk in response:
+        if not isinstance(chunk, dict):
+            continue
+        if chunk.get("usage") is not None:
+            usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0) if isinstance(choice, dict) else 0
+            indices.add(index)
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            if isinstance(delta.get("content"), str):
+                texts.setdefault(index, []).append(delta["content"])
+            if delta.get("tool_calls") or delta.get("function_call"):
+                tools.add(index)
+    choices = [{"message": {"role": "assistant", "content": "".join(texts.get(i, [])) or None,
+                            **({"tool_calls": [{"streamed": True}]} if i in tools else {})}}
+               for i in sorted(indices, key=str)]
+    return {"choices": choices, **({"usage": usage} if usage is not None else {})}
 
 
 def line_usage(record: dict, path, line: int) -> dict:
@@ -130,7 +208,7 @@ def line_usage(record: dict, path, line: int) -> dict:
     conversation record's are read (:func:`as_conversation`)."""
     counts = usage_counts(record["usage"], "usage", path, f"line {line}")
     flat = {k: v for k, v in record.items() if k != "usage"}
-    return _with_counts(flat, counts, "usage", f"{path}:{line}")
+    return _with_counts(flat, counts, "usage", f"{path}:{line}", record["usage"])
 
 
 def batch_output_line(record: dict, path, line: int) -> dict | None:
@@ -145,13 +223,14 @@ def batch_output_line(record: dict, path, line: int) -> dict | None:
     body = response.get("body")
     usage = body.get("usage") if isinstance(body, dict) else None
     counts = usage_counts(usage, "response.body.usage", path, f"line {line}")
-    missing = [k for k, ours in USAGE_COUNTS.items() if ours not in counts]
+    missing = [k for k, ours in (usage_names(usage) if isinstance(usage, dict) else USAGE_COUNTS).items()
+               if ours not in counts]
     if missing:
         raise UserError(f"{path}:{line}: an OpenAI Batch API output line without "
                         f"{' and '.join(repr('response.body.usage.' + k) for k in missing)}: its request holds no "
                         "prompt text, so its lengths are read from its usage alone")
     flat = {k: v for k, v in record.items() if k not in ("id", "custom_id", "response", "error")}
-    return _with_counts(flat, counts, "response.body.usage", f"{path}:{line}")
+    return _with_counts(flat, counts, "response.body.usage", f"{path}:{line}", usage)
 
 
 def failed_why(record: dict) -> str:
