@@ -117,6 +117,16 @@ def test_a_batch_output_file_is_a_trace_of_lengths(tmp_path, capsys):
                                        str(tmp_path / "m")), "has no prompt text (a trace of lengths only)")
 
 
+def test_a_batch_output_lines_status_code_as_text_is_read(tmp_path):
+    """A log rewritten by another tool may hold ``"status_code": "200"``: it counted as a failed request (and a file of
+    them was refused as "every request failed"); "429" as text still fails."""
+    lines = [batch_line(0), batch_line(1), batch_line(2, status=429)]
+    lines[0]["response"]["status_code"] = "200"
+    lines[2]["response"]["status_code"] = "429"
+    w = load_workload(write(tmp_path / "out.jsonl", lines))
+    assert w.df["prompt_tokens"].to_list() == [20, 21]
+
+
 def test_a_batch_output_file_of_failed_lines_alone_is_refused(tmp_path, capsys):
     path = write(tmp_path / "out.jsonl", [batch_line(0, status=500), batch_line(1, status=500)])
     assert_one_line_error(run_cli_fast(capsys, "workloads", path), "out.jsonl: every request (2) failed",

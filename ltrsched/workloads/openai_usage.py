@@ -211,6 +211,16 @@ def line_usage(record: dict, path, line: int) -> dict:
     return _with_counts(flat, counts, "usage", f"{path}:{line}", record["usage"])
 
 
+def _status_ok(status) -> bool:
+    """Whether a Batch API output line's ``status_code`` is HTTP 200, given as a number or as text (``"200"``, as a
+    log rewritten by another tool may hold it: it counted as a failure)."""
+    if isinstance(status, bool):
+        return False
+    if isinstance(status, str):
+        return status.strip() == "200"
+    return status == 200
+
+
 def batch_output_line(record: dict, path, line: int) -> dict | None:
     """An OpenAI Batch API output line (:func:`is_batch_output`, line ``line`` of ``path``) as a request line of
     lengths alone: ``{"prompt_tokens": P, "output_tokens": C}`` from ``response.body.usage`` (and the line's other
@@ -218,7 +228,7 @@ def batch_output_line(record: dict, path, line: int) -> dict | None:
     request (an ``error`` set, a ``status_code`` other than 200, no response). One-line :class:`UserError` naming the
     line for a successful one without both counts."""
     response = record.get("response")
-    if record.get("error") is not None or response is None or response.get("status_code", 200) != 200:
+    if record.get("error") is not None or response is None or not _status_ok(response.get("status_code", 200)):
         return None
     body = response.get("body")
     usage = body.get("usage") if isinstance(body, dict) else None
