@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from ltrsched.results import RunResult
-from tests.cli_helpers import run_cli_fast
+from cli_helpers import run_cli_fast
 
 KEYS = {"workload": "lmsys-like", "profile": "a100-llama3-8b", "arrival": "burst", "rate": None, "seed": 0}
 

@@ -60,7 +60,7 @@ def test_a_rerun_that_reuses_every_run_builds_no_workload(tmp_path, capsys):
     """The checks before the runs built every run's workload, finished or not: a rerun of a 1,000-run sweep, all
     reused, took 20 s of CPU, 18.6 s of it building 500 workloads (97 s before the runs were ordered by seed). Runs that are not finished are still checked (the second
     call's new rate)."""
-    from tests.cli_helpers import run_cli_fast
+    from cli_helpers import run_cli_fast
 
     (tmp_path / "w.csv").write_text("prompt_tokens,output_tokens\n" + "".join(f"{10 + i},{4 + i % 3}\n"
                                                                            for i in range(30)))

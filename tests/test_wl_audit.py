@@ -325,7 +325,7 @@ def test_a_prompts_csv_of_another_separator_says_so(tmp_path):
 
 def test_responses_api_text_parts_are_text(tmp_path):
     """OpenAI's Responses API writes a message's text as 'input_text' and 'output_text' parts: such conversations
-    were skipped as "a part that is not text (an image)", and a file of them was "no complete conversation"."""
+    were skipped as "a part that is not text (an image, a tool call)", and a file of them was "no complete conversation"."""
     def parts(kind, text):
         return [{"type": kind, "text": text}]
 
@@ -336,7 +336,7 @@ def test_responses_api_text_parts_are_text(tmp_path):
     image = _lines(tmp_path / "i.jsonl", {"messages": [
         {"role": "user", "content": [*parts("text", "what is this?"), {"type": "image_url", "image_url": {"url": "x"}}]},
         {"role": "assistant", "content": "a cat sitting on a mat"}]})
-    with pytest.raises(UserError, match=r"1 first turns with a part that is not text \(an image\) \(first: record 1: "
+    with pytest.raises(UserError, match=r"1 first turns with a part that is not text \(an image, a tool call\) \(first: record 1: "
                                         r"message 1 has a part of type 'image_url'\)"):
         load_workload(image)
 

@@ -256,7 +256,7 @@ def test_anthropic_content_blocks_are_read_as_text_and_thinking_left_out(capsys,
     path = tmp_path / "a.jsonl"
     path.write_text(lines(records))
     assert counts(path) == sorted(zip(count_tokens(PROMPTS[:2]).tolist(), count_tokens(REPLIES[:2]).tolist()))
-    assert "1 first turns with a part that is not text (an image) (first: record 3: message 2 has a part of type " \
+    assert "1 first turns with a part that is not text (an image, a tool call) (first: record 3: message 2 has a part of type " \
            "'thinking')" in capsys.readouterr().err
 
 

@@ -239,7 +239,7 @@ def test_openai_messages_load_with_their_texts_lengths(tmp_path, capsys):
     prompts, outputs, err = served_lengths(capsys, tmp_path, path)
     assert prompts == sorted(count_tokens(["Be brief.\n\n" + PROMPTS[0], PROMPTS[1] + "\nIn French."]).tolist())
     assert outputs == sorted(count_tokens(REPLIES[:2]).tolist())
-    assert "left out 1 of the 3 records" in err and "1 first turns with a part that is not text (an image)" in err
+    assert "left out 1 of the 3 records" in err and "1 first turns with a part that is not text (an image, a tool call)" in err
 
 
 def test_tool_call_replies_are_left_out_and_counted_as_such(tmp_path, capsys):

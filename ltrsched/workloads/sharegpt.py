@@ -465,7 +465,7 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
             if isinstance(raw, list) and all(isinstance(part, dict) and isinstance(part.get("type"), str)
                                              for part in raw) and raw:
                 other = next(part["type"] for part in raw if part["type"] not in TEXT_PARTS)
-                return Skip(False, "first turns with a part that is not text (an image)",
+                return Skip(False, "first turns with a part that is not text (an image, a tool call)",
                             f"message {i + 1} has a part of type {other[:40]!r}")  # (the part named: "an image" of
                 # an 'input_text' part was the Responses API's text)
             what = "no text ('value' or 'content')" if raw is None else f"{_kind(raw)} for its text"
