@@ -1095,7 +1095,7 @@ def test_starvation_prevention_tells_a_plugins_step_hook_the_mask_not_the_wrappe
 def test_remaining_orders_positions_now_move_up_by_the_departed_before_them(d):
     """SRTF's kept order moves the positions now after departed base positions up by their count: one slice per
     departed request up to 64, a cumulative count past it; both as a count of the departed below each position."""
-    from ltrsched.policies.remaining_order import _leave
+    from ltrsched.policies.remaining_order import move_up_after
 
     rng = np.random.default_rng(d)
     nbase = 1000
@@ -1103,7 +1103,84 @@ def test_remaining_orders_positions_now_move_up_by_the_departed_before_them(d):
     left = np.sort(rng.choice(nbase, d, replace=False))
     want = now - np.searchsorted(left, np.arange(nbase))  # (for a departed one: the count of those before it)
     got = np.concatenate((now, [-7, -7]))  # (past nbase: untouched)
-    _leave(got, nbase, left)
+    move_up_after(got, nbase, left)
     keep = np.ones(nbase, dtype=bool)
     keep[left] = False
     assert np.array_equal(got[:nbase][keep], want[keep]) and list(got[nbase:]) == [-7, -7]
+
+
+@pytest.mark.parametrize("spec", ["ltr:tau=0.5", "oracle:tau=0.8", "po:tokens=3", "class:bucket=100",
+                                  "ltr:tau=0.5,starve=20,quantum=3"])
+@pytest.mark.parametrize("config", [dict(), dict(num_gpu_blocks=600, preemption="recompute")], ids=["roomy", "recompute"])
+def test_fixed_key_orders_kept_over_a_base_listing_match_the_stateless_reference(monkeypatch, spec, config):
+    """From ``_BASE_MIN`` live requests a step with finishes alone takes ``BaseListingOrder`` (lowered to 2 here, so
+    this small run takes it): the same order as the reference's sort at every step, and taken at most such steps."""
+    from ltrsched.policies import fixed_order
+
+    monkeypatch.setattr(fixed_order, "_BASE_MIN", 2)
+    taken = _count_base_leaves(monkeypatch)
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=150, seed=0), "poisson", rate=40.0, seed=1)
+    policy = Lockstep(make_policy(spec))
+    simulate(wl, policy, SimConfig(stop_time=60.0, **config))
+    # (starvation prevention ranks LTR only while its own kept order does not hold)
+    assert policy.steps > 100 and sum(taken) > (2 if "starve" in spec else 10) and all(taken), (sum(taken), taken)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fixed_key_order_over_a_base_listing_under_a_scripted_host(monkeypatch, seed):
+    """The scripted host (ids by arrival, steps ranked twice or skipped, several finishes at a step) with the base
+    listing taken from 2 live requests on: LTR and PO rank as their references."""
+    from ltrsched.policies import fixed_order
+
+    monkeypatch.setattr(fixed_order, "_BASE_MIN", 2)
+    taken = _count_base_leaves(monkeypatch)
+    for spec in ("ltr", "po:tokens=3"):
+        policy = Lockstep(make_policy(spec))
+        ScriptedHost(np.random.default_rng(seed), 200, skip_steps=False, ids_by_arrival=True, by_arrival=1.0).run(
+            policy, 600)
+        assert policy.steps > 50
+    assert sum(taken) > 5, taken
+
+
+def _count_base_leaves(monkeypatch) -> list:
+    """Whether each ``BaseListingOrder.leave`` call made an order (filled as they happen)."""
+    from ltrsched.policies import base_listing
+
+    taken: list = []
+    leave = base_listing.BaseListingOrder.leave
+
+    def counted(self, gone, n):
+        order = leave(self, gone, n)
+        taken.append(order is not None)
+        return order
+
+    monkeypatch.setattr(base_listing.BaseListingOrder, "leave", counted)
+    return taken
+
+
+def test_base_listing_order_drops_the_departed_and_refuses_what_it_cannot_explain():
+    """``BaseListingOrder.leave``: the kept order without the departed, each position moved up by the departed listed
+    before it (as a binary search of them would), over several steps; None for a request not live in the listing
+    (never listed, or left before) or a listing of another size."""
+    from ltrsched.policies.base_listing import BaseListingOrder
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    ids = np.sort(rng.choice(10 * n, n, replace=False))
+    order = rng.permutation(n)
+    kept = BaseListingOrder()
+    kept.start(ids, order)
+    live_ids, want = ids.copy(), order.copy()
+    for d in (1, 2, 7, 64, 65, 300, 1):
+        at = np.sort(rng.choice(len(live_ids), d, replace=False))
+        gone = live_ids[at]
+        want = want[~np.isin(want, at)]
+        want = want - at.searchsorted(want)
+        live_ids = np.delete(live_ids, at)
+        got = kept.leave(gone, len(live_ids))
+        assert got is not None and np.array_equal(got, want) and not got.flags.writeable, d
+    left = np.setdiff1d(ids, live_ids)[:1]
+    for gone, size in ((left, len(live_ids) - 1), (np.array([10 * n + 1]), len(live_ids) - 1),
+                       (live_ids[:1], len(live_ids))):
+        kept.start(live_ids, want) if kept.order is None else None
+        assert kept.leave(gone, size) is None and kept.order is None

@@ -167,7 +167,7 @@ class RemainingOrder:
             return None
         now, nbase = self._now, self._nbase
         if len(left):  # positions now after each departed request move up by the count of those before them
-            _leave(now, nbase, left)
+            move_up_after(now, nbase, left)
         if m:  # newcomers: the next base positions, at the tail of the listing
             if nbase + m > len(now):
                 grown = np.empty(max(2 * len(now), nbase + m), dtype=now.dtype)
@@ -201,7 +201,7 @@ class RemainingOrder:
 _BASE_MASK = np.array((1 << _SHIFT) - 1)
 
 
-def _leave(now: np.ndarray, nbase: int, left: np.ndarray) -> None:
+def move_up_after(now: np.ndarray, nbase: int, left: np.ndarray) -> None:
     """Move the positions now ``now[:nbase]`` up by the count of the base positions ``left`` (distinct, ascending)
     below each: one slice subtraction per departed request (at most one pass in all), or past :data:`_MAX_SLICES`
     of them a cumulative count."""
