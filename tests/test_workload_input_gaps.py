@@ -172,7 +172,7 @@ def test_a_parse_cached_before_notes_were_kept_is_parsed_again(tmp_path, monkeyp
     monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "mixed.json"
     path.write_text(json.dumps([_conversation(0), "junk"]))
-    old = cache_dir() / f"sharegpt-{records_key(path)}-utf8-skips-case.parquet"
+    old = cache_dir() / f"sharegpt-{records_key(path)}-utf8-skips-case-recordno.parquet"
     old.parent.mkdir(parents=True)
     load_sharegpt_records(path).write_parquet(old)  # as the cache was written: no notes
     (cache_dir() / (old.name + ".notes.json")).unlink()
