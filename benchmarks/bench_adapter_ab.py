@@ -15,8 +15,7 @@ logged the same steps.
         [--split] [--thrash-mib 8] [--old-policies]
 
 ``--split`` also reports the adapter's own time without the code both versions share (the policy's hooks,
-``on_step_ranks`` included,
-``check_order``, ``form_batch``, vLLM's ``_preempt_request``); ``--thrash-mib`` writes memory before every step
+``on_step_ranks`` included, ``check_order``, ``form_batch``, vLLM's ``_preempt_request``); ``--thrash-mib`` writes memory before every step
 (cold caches, as a CPU forward pass leaves them); ``--old-policies`` also takes ``form_batch``, LTR, MLFQ, SRTF, class and
 starvation prevention from ``--old-ref`` (``OLD_POLICY_MODULES``) for the old engine.
 """
@@ -43,8 +42,8 @@ OLD_MODULES = ("batch_shape", "live_table", "queues", "request_slots", "step_log
 
 
 #: With ``--old-policies``, also these modules of ``ltrsched/policies/`` from ``--old-ref``, loaded first (in import
-#: order): the old engine forms its batches with the old ``form_batch`` and ranks with the old LTR, MLFQ and
-#: starvation prevention (other policies, and the rest of the package, are shared).
+#: order): the old engine forms its batches with the old ``form_batch`` and ranks with the old LTR, MLFQ, SRTF, class
+#: and starvation prevention (other policies, and the rest of the package, are shared).
 OLD_POLICY_MODULES = ("order_check", "batching", "fixed_order", "front_order", "remaining_order", "ltr", "starvation",
                       "mlfq", "srtf", "classification")
 
@@ -120,9 +119,8 @@ def main() -> None:
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--wall", action="store_true", help="wall time instead of thread CPU time")
     ap.add_argument("--old-policies", action="store_true",
-                    help="the old engine also uses --old-ref's form_batch, order check, LTR, MLFQ, SRTF, class and starvation "
-                         "prevention "
-                         "(OLD_POLICY_MODULES; without: both engines share the checked-out ones)")
+                    help="the old engine also uses --old-ref's form_batch, order check, LTR, MLFQ, SRTF, class and "
+                         "starvation prevention (OLD_POLICY_MODULES; without: both engines share the checked-out ones)")
     ap.add_argument("--thrash-mib", type=float, default=0.0,
                     help="write this many MiB of memory before every step of either engine, as a CPU engine's forward "
                          "pass streams weights and KV through the caches (bench_adapter_cold.py; 0: none)")
