@@ -220,7 +220,7 @@ def main() -> None:
         if args.split and len(per_step["old"]) == old.height and len(per_step["new"]) == new.height:
             so = np.array(per_step["old"][: len(sel)])[sel] * 1e3
             sn = np.array(per_step["new"][: len(sel)])[sel] * 1e3
-            print(f"{'':<36} the policy (rank, on_step, on_finish), check_order, form_batch and vLLM's _preempt_request: "
+            print(f"{'':<36} the policy (rank, on_step(_ranks), on_finish), check_order, form_batch and vLLM's _preempt_request: "
                   f"old {so.mean():.3f}, new {sn.mean():.3f} ms; the adapter without them: old {(po - so).mean():.3f}, "
                   f"new {(pn - sn).mean():.3f} ms, new/old {(pn - sn).mean() / (po - so).mean():.2f}", flush=True)
 
