@@ -15,9 +15,9 @@ logged the same steps.
         [--split] [--thrash-mib 8] [--old-policies]
 
 ``--split`` also reports the adapter's own time without the code both versions share (the policy's hooks,
-``check_order``, ``form_batch``, vLLM's ``_preempt_request``); ``--thrash-mib`` writes memory before every step
-(cold caches, as a CPU forward pass leaves them); ``--old-policies`` also takes ``form_batch``, LTR, MLFQ and starvation
-prevention from ``--old-ref`` (``OLD_POLICY_MODULES``) for the old engine.
+``on_step_ranks`` included, ``check_order``, ``form_batch``, vLLM's ``_preempt_request``); ``--thrash-mib`` writes memory before every step
+(cold caches, as a CPU forward pass leaves them); ``--old-policies`` also takes ``form_batch``, LTR, MLFQ, SRTF, class and
+starvation prevention from ``--old-ref`` (``OLD_POLICY_MODULES``) for the old engine.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ OLD_MODULES = ("batch_shape", "live_table", "queues", "request_slots", "step_log
 
 
 #: With ``--old-policies``, also these modules of ``ltrsched/policies/`` from ``--old-ref``, loaded first (in import
-#: order): the old engine forms its batches with the old ``form_batch`` and ranks with the old LTR, MLFQ and
-#: starvation prevention (other policies, and the rest of the package, are shared).
-OLD_POLICY_MODULES = ("order_check", "batching", "fixed_order", "front_order", "ltr", "starvation", "mlfq")
+#: order): the old engine forms its batches with the old ``form_batch`` and ranks with the old LTR, MLFQ, SRTF, class
+#: and starvation prevention (other policies, and the rest of the package, are shared).
+OLD_POLICY_MODULES = ("order_check", "batching", "fixed_order", "front_order", "remaining_order", "ltr", "starvation",
+                      "mlfq", "srtf", "classification")
 
 
 def _old_modules(ref: str, policies: bool = False):
@@ -87,10 +88,12 @@ def _old_modules(ref: str, policies: bool = False):
 
 
 def _old_policy(policy, old: dict):
-    """``policy`` (as ``make_policy`` built it) with the old modules' LTR, MLFQ and starvation prevention classes, if
-    loaded; any other policy is itself."""
+    """``policy`` (as ``make_policy`` built it) with the old modules' LTR, MLFQ, SRTF, class and starvation prevention
+    classes, if loaded; any other policy is itself."""
+    from ltrsched.policies.classification import Classification
     from ltrsched.policies.ltr import LTR
     from ltrsched.policies.mlfq import MLFQ
+    from ltrsched.policies.srtf import SRTF
     from ltrsched.policies.starvation import StarvationPrevention
 
     if "starvation" in old and isinstance(policy, StarvationPrevention):
@@ -99,6 +102,10 @@ def _old_policy(policy, old: dict):
         return old["ltr"].LTR(tau=policy.tau, seed=policy.seed)
     if "mlfq" in old and type(policy) is MLFQ:
         return old["mlfq"].MLFQ(policy.quantum, policy.threshold, policy.promote)
+    if "srtf" in old and type(policy) is SRTF:
+        return old["srtf"].SRTF()
+    if "classification" in old and type(policy) is Classification:
+        return old["classification"].Classification(bucket=policy.bucket, tau=policy.tau, seed=policy.seed)
     return policy
 
 
@@ -112,8 +119,8 @@ def main() -> None:
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--wall", action="store_true", help="wall time instead of thread CPU time")
     ap.add_argument("--old-policies", action="store_true",
-                    help="the old engine also uses --old-ref's form_batch, order check, LTR, MLFQ and starvation prevention "
-                         "(OLD_POLICY_MODULES; without: both engines share the checked-out ones)")
+                    help="the old engine also uses --old-ref's form_batch, order check, LTR, MLFQ, SRTF, class and "
+                         "starvation prevention (OLD_POLICY_MODULES; without: both engines share the checked-out ones)")
     ap.add_argument("--thrash-mib", type=float, default=0.0,
                     help="write this many MiB of memory before every step of either engine, as a CPU engine's forward "
                          "pass streams weights and KV through the caches (bench_adapter_cold.py; 0: none)")
@@ -183,8 +190,9 @@ def main() -> None:
             if key == "old":
                 policy = _old_policy(policy, old_policies)
             if args.split:
-                for hook in ("rank", "on_step", "on_finish"):
-                    setattr(policy, hook, timed(getattr(policy, hook), shared[key]))
+                for hook in ("rank", "on_step", "on_step_ranks", "on_finish"):
+                    if hasattr(policy, hook):
+                        setattr(policy, hook, timed(getattr(policy, hook), shared[key]))
             policy.prepare(wl.policy_columns(policy.extra_output_tokens))
             d.begin(policy)
             for info in request_infos(wl, policy.extra_output_tokens):
@@ -212,7 +220,7 @@ def main() -> None:
         if args.split and len(per_step["old"]) == old.height and len(per_step["new"]) == new.height:
             so = np.array(per_step["old"][: len(sel)])[sel] * 1e3
             sn = np.array(per_step["new"][: len(sel)])[sel] * 1e3
-            print(f"{'':<36} the policy (rank, on_step, on_finish), check_order, form_batch and vLLM's _preempt_request: "
+            print(f"{'':<36} the policy (rank, on_step(_ranks), on_finish), check_order, form_batch and vLLM's _preempt_request: "
                   f"old {so.mean():.3f}, new {sn.mean():.3f} ms; the adapter without them: old {(po - so).mean():.3f}, "
                   f"new {(pn - sn).mean():.3f} ms, new/old {(pn - sn).mean() / (po - so).mean():.2f}", flush=True)
 

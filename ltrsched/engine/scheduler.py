@@ -234,6 +234,9 @@ class PolicyScheduler(Scheduler):
         self._aborted: list[np.ndarray] = []  # batch members aborted between schedule() and update_from_output()
         self._admit_queue = create_request_queue(SchedulingPolicy.FCFS)  # vLLM's waiting queue in schedule()
         self._wants_on_step = type(self.ranking_policy).on_step is not Policy.on_step
+        #: the policy's ``on_step_ranks`` twin, told the batch as its ranks in the order (no mask over every live
+        #: request to build or read; SRTF's kept order follows a batch at the head in place), as the simulator does
+        self._on_step_ranks = getattr(self.ranking_policy, "on_step_ranks", None) if self._wants_on_step else None
         self._wants_on_finish = type(self.ranking_policy).on_finish is not Policy.on_finish  # (FCFS: the no-op)
         self._in_sync = True  # no step has differed from its plan: vLLM's running list mirrors the table
         self._none_paused = True  # the last schedule() paused no resident
@@ -493,8 +496,10 @@ class PolicyScheduler(Scheduler):
         self._none_paused = not paused
         t.scheduled(batch, take, b_computed, self._prev_batch, step, now, admitted_slots, self._prev_gone, settled)
         planned = None if plan.one_token_each else take.tolist()  # (for the check)
-        on_step = None  # the batch as a mask over the view, for the policy's on_step
-        if self._wants_on_step:
+        on_step = None  # the batch as (order, its ranks there) for on_step_ranks, else a mask over the view for on_step
+        if self._on_step_ranks is not None:
+            on_step = (order, n if plan.ranks is None else plan.ranks)  # (n: a Python int, the head of the order)
+        elif self._wants_on_step:
             on_step = np.zeros(len(view), dtype=bool)
             on_step[order[:n] if plan.ranks is None else order[plan.ranks]] = True
         self.blocks_in_use = plan.blocks_in_use
@@ -700,7 +705,10 @@ class PolicyScheduler(Scheduler):
             gone = gone[gone.count(-1):]
         if on_step is not None:
             try:
-                self.ranking_policy.on_step(view, on_step, dt)
+                if self._on_step_ranks is not None:
+                    self._on_step_ranks(view, on_step[0], on_step[1], dt)
+                else:
+                    self.ranking_policy.on_step(view, on_step, dt)
             except PluginInterrupt as exc:
                 raise self._plugin_timeout(exc) from None
         finished = None
