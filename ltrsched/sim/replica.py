@@ -70,9 +70,9 @@ class StepTrace:
     """Per-step records (filled only when asked for); times in seconds, sizes in tokens/blocks.
 
     One typed array per column (``array.array``: 8 bytes a value, float64 seconds and int64 counts), appended to
-    once a step. Python lists of boxed numbers took 306 bytes of peak RSS a step (57.1 MB over the 186,717 steps of
-    ``benchmarks/bench_record_steps.py``'s burst run for 3,000 s); these take 123 (23.0 MB), 108 by tracemalloc
-    (BENCHMARKS.md, "The step trace's memory")."""
+    once a step. Python lists of boxed numbers took 305-306 bytes of peak RSS a step (57 MB over the 186,717 steps of
+    ``benchmarks/bench_step_trace_memory.py``'s burst run for 3,000 s); these take 118-123 (22-23 MB), 108 by
+    tracemalloc (BENCHMARKS.md, "The step trace's memory")."""
 
     start: array = field(default_factory=_floats)
     duration: array = field(default_factory=_floats)
