@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numbers
 import traceback
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -52,26 +53,46 @@ _NONE = np.zeros(0, dtype=np.intp)  # no positions
 _ONE = np.array(1, dtype=np.int64)
 
 
+#: The step trace's columns of seconds (float64); its others are counts of tokens, sequences or blocks (int64).
+_FLOAT_COLUMNS = ("start", "duration")
+
+
+def _floats() -> array:
+    return array("d")
+
+
+def _ints() -> array:
+    return array("q")
+
+
 @dataclass
 class StepTrace:
-    """Per-step records (filled only when asked for); times in seconds, sizes in tokens/blocks."""
+    """Per-step records (filled only when asked for); times in seconds, sizes in tokens/blocks.
 
-    start: list = field(default_factory=list)
-    duration: list = field(default_factory=list)
-    num_seqs: list = field(default_factory=list)
-    num_prefill_tokens: list = field(default_factory=list)
-    num_decode_seqs: list = field(default_factory=list)
-    num_live: list = field(default_factory=list)
-    blocks_in_use: list = field(default_factory=list)
-    host_blocks_in_use: list = field(default_factory=list)
-    num_evicted: list = field(default_factory=list)
-    swap_blocks: list = field(default_factory=list)
-    num_batched_tokens: list = field(default_factory=list)
-    num_finished: list = field(default_factory=list)
-    resident_blocks: list = field(default_factory=list)  # recounted from request states (a check)
+    One typed array per column (``array.array``: 8 bytes a value, float64 seconds and int64 counts), appended to
+    once a step. Python lists of boxed numbers took 305-306 bytes of peak RSS a step (57 MB over the 186,717 steps of
+    ``benchmarks/bench_step_trace_memory.py``'s burst run for 3,000 s); these take 118-123 (22-23 MB), 108 by
+    tracemalloc (BENCHMARKS.md, "The step trace's memory")."""
 
-    def as_dict(self) -> dict[str, list]:
-        return dict(vars(self))
+    start: array = field(default_factory=_floats)
+    duration: array = field(default_factory=_floats)
+    num_seqs: array = field(default_factory=_ints)
+    num_prefill_tokens: array = field(default_factory=_ints)
+    num_decode_seqs: array = field(default_factory=_ints)
+    num_live: array = field(default_factory=_ints)
+    blocks_in_use: array = field(default_factory=_ints)
+    host_blocks_in_use: array = field(default_factory=_ints)
+    num_evicted: array = field(default_factory=_ints)
+    swap_blocks: array = field(default_factory=_ints)
+    num_batched_tokens: array = field(default_factory=_ints)
+    num_finished: array = field(default_factory=_ints)
+    resident_blocks: array = field(default_factory=_ints)  # recounted from request states (a check)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """The columns as numpy arrays (float64 seconds, int64 counts) that share the trace's memory: the trace takes
+        no more steps once they are taken (a typed array with a view on it cannot grow)."""
+        return {name: np.frombuffer(column, dtype=np.float64 if name in _FLOAT_COLUMNS else np.int64)
+                for name, column in vars(self).items()}
 
 
 class _OddMember:
