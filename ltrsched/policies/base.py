@@ -273,8 +273,9 @@ class Policy:
         Optional twin: a policy may also define ``on_step_ranks(view, order, ranks, step_time)``, the same event
         with the batch named by its ranks in ``order`` (what :meth:`rank` returned for ``view``): ``order[:ranks]``
         for an int, else ``order[ranks]``. The simulator calls it instead of this hook where a policy has it (no
-        mask over every live request to build or read: :class:`ltrsched.policies.mlfq.MLFQ`); the engine adapter
-        always calls this one, so a policy defining the twin must give both the same effect."""
+        mask over every live request to build or read: :class:`ltrsched.policies.mlfq.MLFQ`), and so does the engine
+        adapter (``ltrsched.engine.scheduler``); a host without the twin calls this one, so a policy defining the twin
+        must give both the same effect."""
 
     def on_finish(self, request_ids: np.ndarray, now: float) -> None:
         """Requests ``request_ids`` finished (or were aborted) at ``now`` [s] and left the live set."""
