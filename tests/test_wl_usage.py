@@ -146,7 +146,8 @@ def test_a_file_whose_usage_is_read_since_is_keyed_anew(tmp_path):
     """Runs cached before counted the text's tokens (or skipped the logs): the run cache key marks such files."""
     from ltrsched.workloads.loaders import workload_fingerprint
 
-    assert workload_fingerprint(write(tmp_path / "log.jsonl", [exchange(0)])).get("openai usage") == "read, anthropic's too, status text"
+    assert workload_fingerprint(write(tmp_path / "log.jsonl", [exchange(0)])).get("openai usage") == \
+        "read, anthropic's too, status text, both apis"
     assert "openai usage" not in workload_fingerprint(write(tmp_path / "r.jsonl", [{"prompt": "a", "generated": "b"}]))
 
 
@@ -267,3 +268,19 @@ def test_a_request_log_record_among_request_lines_is_refused_as_another_kind(tmp
     assert_one_line_error(run_cli_fast(capsys, "workloads", path),
                           "mix.jsonl:2: a request log's {\"request\", \"response\"} record, and the first line is a "
                           "request, not a conversation: a .jsonl holds requests or conversations")
+
+
+def test_a_usage_of_both_apis_keys_that_disagree_is_refused(tmp_path, capsys):
+    """A ``usage`` with OpenAI's and Anthropic's keys (a proxy translating one API to the other): OpenAI's were read
+    without a word, whatever Anthropic's said."""
+    usage = {"prompt_tokens": 30, "completion_tokens": 9, "input_tokens": 25, "output_tokens": 9}
+    path = write(tmp_path / "log.jsonl", [exchange(0, usage=usage)])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path), "log.jsonl: record 1: ",
+                          "'response.usage.prompt_tokens' (30) and 'response.usage.input_tokens' (25) disagree on "
+                          "the prompt_tokens")
+
+
+def test_a_usage_of_both_apis_keys_that_agree_is_read(tmp_path):
+    usage = {"prompt_tokens": 55, "completion_tokens": 9, **anthropic_usage(12, 9, 3, 40)}
+    df = load_workload(write(tmp_path / "log.jsonl", [exchange(0, usage=usage)])).df
+    assert (df["prompt_tokens"].to_list(), df["output_tokens"].to_list()) == ([55], [9])

@@ -16,7 +16,8 @@ of the text's Llama-3 count, and counts that differ from the text's are counted 
 there and as the record's own key is an error (which holds it?), as two keys for one count are
 (:func:`~ltrsched.workloads.record_values.count_keys`). A ``usage`` of neither key but Anthropic's (or OpenAI's
 Responses API's) ``input_tokens``/``output_tokens`` gives them (:data:`INPUT_COUNTS`): the prompt's count is
-``input_tokens`` plus Anthropic's prompt-cache tokens (:data:`CACHE_INPUT_KEYS`), which it leaves out. OpenAI's
+``input_tokens`` plus Anthropic's prompt-cache tokens (:data:`CACHE_INPUT_KEYS`), which it leaves out; a ``usage`` of
+both APIs' keys (a proxy translating one to the other) is read where they agree, refused where they disagree. OpenAI's
 cached and reasoning tokens (``*_tokens_details``) are part of its counts already, not added. A logged Anthropic
 Messages API response and a streamed response's chunks are read as a chat completion (:func:`served_response`).
 (Before, a log record was refused naming its format, a
@@ -76,7 +77,24 @@ def usage_counts(usage, field: str, path, place: str) -> dict[str, int]:
         return {}
     if not isinstance(usage, dict):
         raise UserError(f"{path}: {place}: {field!r} must be an object of token counts, got {type(usage).__name__}")
-    names = usage_names(usage)
+    counts = _read_counts(usage, usage_names(usage), field, path, place)
+    if any(usage.get(k) is not None for k in USAGE_COUNTS) and any(usage.get(k) is not None for k in INPUT_COUNTS):
+        # (both OpenAI's and Anthropic's keys, as a proxy translating one API to the other may log: OpenAI's were
+        # read without a word)
+        theirs = _read_counts(usage, INPUT_COUNTS, field, path, place)
+        cached = " with its cache's tokens" if any(usage.get(k) for k in CACHE_INPUT_KEYS) else ""
+        for (key, ours), other in zip(USAGE_COUNTS.items(), INPUT_COUNTS):
+            if ours in counts and ours in theirs and counts[ours] != theirs[ours]:
+                raise UserError(f"{path}: {place}: {f'{field}.{key}'!r} ({counts[ours]:,}) and {f'{field}.{other}'!r} "
+                                f"({theirs[ours]:,}{cached if ours == 'prompt_tokens' else ''}) disagree on the "
+                                f"{ours}; which does the served model count? give one")
+        counts = {**theirs, **counts}  # (they agree: one given by either alone read too)
+    return counts
+
+
+def _read_counts(usage: dict, names: dict[str, str], field: str, path, place: str) -> dict[str, int]:
+    """``usage``'s counts under the keys ``names`` (:data:`USAGE_COUNTS` or :data:`INPUT_COUNTS`, Anthropic's prompt
+    cache's tokens added to the latter's), as :func:`usage_counts` gives them."""
     counts = {}
     for key, ours in names.items():
         value = usage.get(key)

@@ -1273,7 +1273,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # count the records whose OpenAI 'usage' is not read, which a parse cached before did not (the records are the same)
     # ("-usage-read" since a record's usage counts and a request log's {"request", "response"} are read: may_give_usage)
     # ("-usage-read-input" since Anthropic's input_tokens/output_tokens usage, an Anthropic response and a streamed
-    # response's chunks are read)
+    # response's chunks are read; "-both" since a usage of OpenAI's and Anthropic's keys that disagree is refused,
+    # which a parse cached before read by OpenAI's)
     # "-prompter": OpenAssistant's prompter messages read as the user's, whose conversations a parse cached before
     # skipped ("with unknown speakers")
     # "-split": the records' own split kept (FILE_SPLIT: may_give_split), which a parse cached before dropped
@@ -1291,7 +1292,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
                             f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
                             f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
-                            f"{'-usage-read-input' if not package and may_give_usage(src) else ''}"
+                            f"{'-usage-read-input-both' if not package and may_give_usage(src) else ''}"
                             f"{'-prompter' if not package and may_give_prompter(src) else ''}"
                             f"{'-split' if not package and may_give_split(src) else ''}"
                             f"{'' if package else '-recordno'}"
