@@ -284,3 +284,31 @@ def test_a_usage_of_both_apis_keys_that_agree_is_read(tmp_path):
     usage = {"prompt_tokens": 55, "completion_tokens": 9, **anthropic_usage(12, 9, 3, 40)}
     df = load_workload(write(tmp_path / "log.jsonl", [exchange(0, usage=usage)])).df
     assert (df["prompt_tokens"].to_list(), df["output_tokens"].to_list()) == ([55], [9])
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_total_that_is_not_prompt_plus_completion_is_warned_of_once(tmp_path, capsys, suffix):
+    """``total_tokens`` was never looked at: a usage whose total is not its two counts' sum is read by those counts
+    (a proxy may add cached or tool tokens), with one warning for the file naming how many and the first."""
+    off = [exchange(0), exchange(1, usage={"prompt_tokens": 31, "completion_tokens": 10, "total_tokens": 50}),
+           exchange(2, usage={"prompt_tokens": 32, "completion_tokens": 11, "total_tokens": 60})]
+    df = load_workload(write(tmp_path / f"log{suffix}", off)).df.sort("prompt_tokens")
+    assert df["prompt_tokens"].to_list() == [30, 31, 32]
+    err = capsys.readouterr().err
+    assert err.count("usage objects give a total_tokens") == 1, err
+    assert ("2 of its 3 usage objects give a total_tokens that is not prompt + completion tokens (first: record 2 "
+            "(total_tokens 50, 31 + 10 = 41)); read by their prompt and completion counts") in err
+
+
+def test_a_batch_output_files_totals_are_checked(tmp_path, capsys):
+    lines = [batch_line(0), batch_line(1)]
+    lines[1]["response"]["body"]["usage"]["total_tokens"] = 200
+    load_workload(write(tmp_path / "out.jsonl", lines))
+    assert "out.jsonl: 1 of its 2 usage objects give a total_tokens that is not prompt + completion tokens " \
+           "(first: line 2 (total_tokens 200, 21 + 101 = 122))" in capsys.readouterr().err
+
+
+def test_totals_that_add_up_say_nothing(tmp_path, capsys):
+    load_workload(write(tmp_path / "log.jsonl", [exchange(i) for i in range(3)]))
+    load_workload(write(tmp_path / "out.jsonl", [batch_line(0), batch_line(1)]))
+    assert "total_tokens" not in capsys.readouterr().err

@@ -17,7 +17,8 @@ there and as the record's own key is an error (which holds it?), as two keys for
 (:func:`~ltrsched.workloads.record_values.count_keys`). A ``usage`` of neither key but Anthropic's (or OpenAI's
 Responses API's) ``input_tokens``/``output_tokens`` gives them (:data:`INPUT_COUNTS`): the prompt's count is
 ``input_tokens`` plus Anthropic's prompt-cache tokens (:data:`CACHE_INPUT_KEYS`), which it leaves out; a ``usage`` of
-both APIs' keys (a proxy translating one to the other) is read where they agree, refused where they disagree. OpenAI's
+both APIs' keys (a proxy translating one to the other) is read where they agree, refused where they disagree. A
+``total_tokens`` that is not prompt + completion is counted in one warning per file (:class:`TotalsOff`). OpenAI's
 cached and reasoning tokens (``*_tokens_details``) are part of its counts already, not added. A logged Anthropic
 Messages API response and a streamed response's chunks are read as a chat completion (:func:`served_response`).
 (Before, a log record was refused naming its format, a
@@ -26,6 +27,8 @@ recipe.)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ltrsched.errors import UserError
 from ltrsched.workloads.count_values import count_error, is_count, shown_count
@@ -45,6 +48,31 @@ CACHE_INPUT_KEYS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 #: Where a record keeps its messages (:data:`ltrsched.workloads.sharegpt.CONVERSATION_KEYS`; not imported: sharegpt
 #: imports this module).
 _MESSAGES = ("conversations", "items", "conversation", "messages")
+
+
+@dataclass
+class TotalsOff:
+    """A file's ``usage`` objects whose ``total_tokens`` [tokens] is not their prompt's count plus their completion's
+    (OpenAI's definition), for one warning per file (:meth:`note`): they are read by those two counts all the same
+    (some proxies add cached or tool tokens to the total)."""
+
+    count: int = 0  #: how many
+    first: str = ""  #: the first, as ``record 2 (total_tokens 130, 30 + 99 = 129)``
+
+    def add(self, place: str, total, prompt: int, completion: int) -> None:
+        """Count one more, ``place`` naming it (``record 2``, ``line 2``)."""
+        self.count += 1
+        if self.count == 1:
+            self.first = (f"{place} (total_tokens {repr(total)[:24]}, {prompt:,} + {completion:,} = "
+                          f"{prompt + completion:,})")
+
+    def note(self, total: int) -> str | None:
+        """The warning's text (without the file's name) for a file of ``total`` records or lines; None if none."""
+        if not self.count:
+            return None
+        return (f"{self.count:,} of its {total:,} usage objects give a total_tokens that is not prompt + completion "
+                f"tokens (first: {self.first}); read by their prompt and completion counts (a proxy may add cached "
+                "or tool tokens to the total)")
 
 
 def is_logged_exchange(record) -> bool:
@@ -68,11 +96,12 @@ def _own_count_key(record: dict, ours: str) -> str | None:
                 None)
 
 
-def usage_counts(usage, field: str, path, place: str) -> dict[str, int]:
+def usage_counts(usage, field: str, path, place: str, off: TotalsOff | None = None) -> dict[str, int]:
     """The counts of an OpenAI ``usage`` object (``field``: where the record holds it, ``usage`` or
     ``response.usage``), as ``{ours: count}`` (a count absent or null left out: the text's is counted). One-line
     :class:`UserError` naming ``path`` and ``place`` (``record 2 (id 'a')``, ``line 2``) for a ``usage`` that is no
-    object or a value that is no count, in every container's words."""
+    object or a value that is no count, in every container's words. A ``total_tokens`` that is not the sum of the two
+    counts given is counted in ``off`` (a warning, not an error)."""
     if usage is None:
         return {}
     if not isinstance(usage, dict):
@@ -89,7 +118,22 @@ def usage_counts(usage, field: str, path, place: str) -> dict[str, int]:
                                 f"({theirs[ours]:,}{cached if ours == 'prompt_tokens' else ''}) disagree on the "
                                 f"{ours}; which does the served model count? give one")
         counts = {**theirs, **counts}  # (they agree: one given by either alone read too)
+    if off is not None and usage.get("total_tokens") is not None:
+        _check_total(usage, off, place)
     return counts
+
+
+def _check_total(usage: dict, off: TotalsOff, place: str) -> None:
+    """Count ``usage`` in ``off`` where its ``total_tokens`` is not its two counts' sum (those of the keys it is read
+    by, before Anthropic's cache tokens: neither API's total holds them twice). It was never looked at."""
+    parts = [usage.get(k) for k in usage_names(usage)]
+    if any(p is None for p in parts):
+        return
+    prompt, completion = (int(text_number(p) if isinstance(p, str) else p) for p in parts)  # (checked counts)
+    total = usage["total_tokens"]
+    number = text_number(total) if isinstance(total, str) else None if isinstance(total, bool) else total
+    if number != prompt + completion:
+        off.add(place, total, prompt, completion)
 
 
 def _read_counts(usage: dict, names: dict[str, str], field: str, path, place: str) -> dict[str, int]:
@@ -149,13 +193,14 @@ def _with_counts(record: dict, counts: dict[str, int], field: str, where: str, u
     return record
 
 
-def as_conversation(record, path, number: int) -> tuple[dict | None, str]:
+def as_conversation(record, path, number: int, off: TotalsOff | None = None) -> tuple[dict | None, str]:
     """A conversation record (record ``number``, 1-based, of ``path``) with its OpenAI ``usage`` counts as its own
     keys (``prompt_tokens``, ``output_tokens``), ``""``; a request log's exchange as such a record too (the request's
     messages, then the response's first choice's message; the log record's other keys, e.g. its ``timestamp``, kept).
     ``(None, detail)`` for a logged exchange whose response failed (an ``error``, no choices): left out, ``detail``
     saying why. Other records as they are. One-line :class:`UserError` naming the record for a count given twice, a
-    ``usage`` value that is no count, or a response of several choices (whose usage counts them all)."""
+    ``usage`` value that is no count, or a response of several choices (whose usage counts them all); a usage whose
+    total is not its counts' sum counted in ``off``."""
     if not isinstance(record, dict):
         return record, ""
     rid = record.get("id", record.get("conversation_id", ""))
@@ -178,10 +223,10 @@ def as_conversation(record, path, number: int) -> tuple[dict | None, str]:
         if "system" in request and "system" not in flat:  # (Anthropic's system prompt, as a record's is read)
             flat["system"] = request["system"]
         flat["messages"] = [*request["messages"], *([reply] if isinstance(reply, dict) else [])]
-        counts = usage_counts(response.get("usage"), "response.usage", path, place)
+        counts = usage_counts(response.get("usage"), "response.usage", path, place, off)
         return _with_counts(flat, counts, "response.usage", f"{path}: {place}", response.get("usage")), ""
     if "usage" in record and any(isinstance(record.get(k), list) for k in _MESSAGES):
-        counts = usage_counts(record["usage"], "usage", path, place)
+        counts = usage_counts(record["usage"], "usage", path, place, off)
         flat = {k: v for k, v in record.items() if k != "usage"}
         return _with_counts(flat, counts, "usage", f"{path}: {place}", record["usage"]), ""
     return record, ""
@@ -221,10 +266,10 @@ def served_response(response):
     return {"choices": choices, **({"usage": usage} if usage is not None else {})}
 
 
-def line_usage(record: dict, path, line: int) -> dict:
+def line_usage(record: dict, path, line: int, off: TotalsOff | None = None) -> dict:
     """A ``.jsonl`` request line (line ``line`` of ``path``) with its ``usage`` object's counts as its own keys, as a
-    conversation record's are read (:func:`as_conversation`)."""
-    counts = usage_counts(record["usage"], "usage", path, f"line {line}")
+    conversation record's are read (:func:`as_conversation`, ``off`` alike)."""
+    counts = usage_counts(record["usage"], "usage", path, f"line {line}", off)
     flat = {k: v for k, v in record.items() if k != "usage"}
     return _with_counts(flat, counts, "usage", f"{path}:{line}", record["usage"])
 
@@ -239,18 +284,18 @@ def _status_ok(status) -> bool:
     return status == 200
 
 
-def batch_output_line(record: dict, path, line: int) -> dict | None:
+def batch_output_line(record: dict, path, line: int, off: TotalsOff | None = None) -> dict | None:
     """An OpenAI Batch API output line (:func:`is_batch_output`, line ``line`` of ``path``) as a request line of
     lengths alone: ``{"prompt_tokens": P, "output_tokens": C}`` from ``response.body.usage`` (and the line's other
     keys but ``id``, ``custom_id``, ``response``, ``error``: an ``arrival_time`` added, say); None for a failed
     request (an ``error`` set, a ``status_code`` other than 200, no response). One-line :class:`UserError` naming the
-    line for a successful one without both counts."""
+    line for a successful one without both counts (``off``: as :func:`as_conversation`'s)."""
     response = record.get("response")
     if record.get("error") is not None or response is None or not _status_ok(response.get("status_code", 200)):
         return None
     body = response.get("body")
     usage = body.get("usage") if isinstance(body, dict) else None
-    counts = usage_counts(usage, "response.body.usage", path, f"line {line}")
+    counts = usage_counts(usage, "response.body.usage", path, f"line {line}", off)
     missing = [k for k, ours in (usage_names(usage) if isinstance(usage, dict) else USAGE_COUNTS).items()
                if ours not in counts]
     if missing:
