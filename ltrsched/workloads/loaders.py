@@ -1487,8 +1487,10 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             # before counted the text's tokens, or skipped the logs)
             # ("anthropic's too": input_tokens/output_tokens, an Anthropic response and streamed chunks read since;
             # "status text": a Batch API line's status_code "200" a success since; "both apis": a usage of OpenAI's and
-            # Anthropic's keys that disagree refused since, where OpenAI's were read)
-            **({"openai usage": "read, anthropic's too, status text, both apis"} if may_give_usage(path) else {}),
+            # Anthropic's keys that disagree refused since, where OpenAI's were read; "anthropic events": a streamed
+            # Anthropic response's events read since, where they were left out)
+            **({"openai usage": "read, anthropic's too, status text, both apis, anthropic events"}
+               if may_give_usage(path) else {}),
             # (a request file's 'id' of whole numbers read as its ids since this marker: runs cached before numbered
             # the requests)
             **({"id": "read as the request id"} if _gives_id_name(path) else {})}

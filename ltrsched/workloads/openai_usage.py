@@ -20,7 +20,8 @@ Responses API's) ``input_tokens``/``output_tokens`` gives them (:data:`INPUT_COU
 both APIs' keys (a proxy translating one to the other) is read where they agree, refused where they disagree. A
 ``total_tokens`` that is not prompt + completion is counted in one warning per file (:class:`TotalsOff`). OpenAI's
 cached and reasoning tokens (``*_tokens_details``) are part of its counts already, not added. A logged Anthropic
-Messages API response and a streamed response's chunks are read as a chat completion (:func:`served_response`).
+Messages API response, a streamed response's chunks and Anthropic's streaming events are read as a chat completion
+(:func:`served_response`).
 (Before, a log record was refused naming its format, a
 ``usage`` beside messages counted in a warning saying it was not read, a Batch API output line refused with a jq
 recipe.)
@@ -237,7 +238,10 @@ def served_response(response):
     (``"type": "message"``, its ``content`` a list of parts) as one choice of its content; a streamed response's
     chunks (a list of ``chat.completion.chunk`` objects) as one choice of their deltas' text (tool-call deltas as
     ``tool_calls``; a chunk of another choice's ``index`` as a second choice, n > 1), its ``usage`` the last chunk's
-    that gives one. Others as they are. (Both were left out as responses that failed, "no 'choices'".)"""
+    that gives one; Anthropic's streaming events (:func:`anthropic_events`) as its response. Others as they are. (All
+    were left out as responses that failed, "no 'choices'", or "a list holding no chat-completion chunks".)"""
+    if isinstance(response, list) and any(isinstance(e, dict) and e.get("type") == "message_start" for e in response):
+        response = anthropic_events(response)
     if isinstance(response, dict) and "choices" not in response and isinstance(response.get("content"), list) and (
             response.get("type") == "message" or response.get("role") == "assistant"):
         return {**response, "choices": [{"message": {"role": "assistant", "content": response["content"]}}]}
@@ -264,6 +268,48 @@ def served_response(response):
                             **({"tool_calls": [{"streamed": True}]} if i in tools else {})}}
                for i in sorted(indices, key=str)]
     return {"choices": choices, **({"usage": usage} if usage is not None else {})}
+
+
+def anthropic_events(events: list) -> dict:
+    """A streamed Anthropic Messages API response's events (``message_start``, ``content_block_start``/``_delta``,
+    ``message_delta``, ...) as the response they stream (``"type": "message"``): its content the blocks started, their
+    ``text_delta``/``thinking_delta`` text appended; its usage ``message_start``'s (its ``input_tokens`` and cache
+    tokens; its ``output_tokens``, a placeholder, dropped) updated by ``message_delta``'s (the ``output_tokens``
+    [tokens] of the whole reply). An ``error`` event makes it a response with that ``error`` (failed)."""
+    blocks: dict = {}
+    usage: dict = {}
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        kind = event.get("type")
+        if kind == "error":
+            return {"error": event.get("error") or True}
+        if kind == "message_start" and isinstance(event.get("message"), dict):
+            start = event["message"].get("usage")
+            usage = {k: v for k, v in start.items() if k != "output_tokens"} if isinstance(start, dict) else {}
+            blocks.update((i, dict(b)) for i, b in enumerate(event["message"].get("content") or ())
+                          if isinstance(b, dict))
+        elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
+            blocks[_block_index(event.get("index", len(blocks)))] = dict(event["content_block"])
+        elif kind == "content_block_delta" and isinstance(event.get("delta"), dict):
+            block = blocks.setdefault(_block_index(event.get("index", 0)), {"type": "text", "text": ""})
+            for delta, key in (("text_delta", "text"), ("thinking_delta", "thinking")):
+                if event["delta"].get("type") == delta and isinstance(event["delta"].get(key), str):
+                    block[key] = (block.get(key) or "") + event["delta"][key]
+        elif kind == "message_delta" and isinstance(event.get("usage"), dict):
+            usage.update((k, v) for k, v in event["usage"].items() if v is not None)
+    return {"type": "message", "role": "assistant", "content": [blocks[i] for i in sorted(blocks, key=_block_order)],
+            **({"usage": usage} if usage else {})}
+
+
+def _block_index(index):
+    """An event's content block ``index`` as a key (a whole number as it is; anything else as its text)."""
+    return index if type(index) is int else str(index)
+
+
+def _block_order(index) -> tuple:
+    """Content blocks in their ``index``'s order (whole numbers first, numerically)."""
+    return (0, index, "") if type(index) is int else (1, 0, index)
 
 
 def line_usage(record: dict, path, line: int, off: TotalsOff | None = None) -> dict:

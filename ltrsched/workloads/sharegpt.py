@@ -1278,7 +1278,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # ("-usage-read-input" since Anthropic's input_tokens/output_tokens usage, an Anthropic response and a streamed
     # response's chunks are read; "-both" since a usage of OpenAI's and Anthropic's keys that disagree is refused,
     # which a parse cached before read by OpenAI's; "-totals" since the notes count the usages whose total_tokens is not
-    # prompt + completion, which a parse cached before did not: the records are the same)
+    # prompt + completion, which a parse cached before did not: the records are the same; "-events" since a streamed
+    # Anthropic response's events are read, which a parse cached before left out)
     # "-prompter": OpenAssistant's prompter messages read as the user's, whose conversations a parse cached before
     # skipped ("with unknown speakers")
     # "-split": the records' own split kept (FILE_SPLIT: may_give_split), which a parse cached before dropped
@@ -1296,7 +1297,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
                             f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
                             f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
-                            f"{'-usage-read-input-both-totals' if not package and may_give_usage(src) else ''}"
+                            f"{'-usage-read-input-both-totals-events' if not package and may_give_usage(src) else ''}"
                             f"{'-prompter' if not package and may_give_prompter(src) else ''}"
                             f"{'-split' if not package and may_give_split(src) else ''}"
                             f"{'' if package else '-recordno'}"
