@@ -146,7 +146,8 @@ def test_a_file_whose_usage_is_read_since_is_keyed_anew(tmp_path):
     """Runs cached before counted the text's tokens (or skipped the logs): the run cache key marks such files."""
     from ltrsched.workloads.loaders import workload_fingerprint
 
-    assert workload_fingerprint(write(tmp_path / "log.jsonl", [exchange(0)])).get("openai usage") == "read, anthropic's too, status text"
+    assert workload_fingerprint(write(tmp_path / "log.jsonl", [exchange(0)])).get("openai usage") == \
+        "read, anthropic's too, status text, both apis, anthropic events"
     assert "openai usage" not in workload_fingerprint(write(tmp_path / "r.jsonl", [{"prompt": "a", "generated": "b"}]))
 
 
@@ -267,3 +268,85 @@ def test_a_request_log_record_among_request_lines_is_refused_as_another_kind(tmp
     assert_one_line_error(run_cli_fast(capsys, "workloads", path),
                           "mix.jsonl:2: a request log's {\"request\", \"response\"} record, and the first line is a "
                           "request, not a conversation: a .jsonl holds requests or conversations")
+
+
+def test_a_usage_of_both_apis_keys_that_disagree_is_refused(tmp_path, capsys):
+    """A ``usage`` with OpenAI's and Anthropic's keys (a proxy translating one API to the other): OpenAI's were read
+    without a word, whatever Anthropic's said."""
+    usage = {"prompt_tokens": 30, "completion_tokens": 9, "input_tokens": 25, "output_tokens": 9}
+    path = write(tmp_path / "log.jsonl", [exchange(0, usage=usage)])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path), "log.jsonl: record 1: ",
+                          "'response.usage.prompt_tokens' (30) and 'response.usage.input_tokens' (25) disagree on "
+                          "the prompt_tokens")
+
+
+def test_a_usage_of_both_apis_keys_that_agree_is_read(tmp_path):
+    usage = {"prompt_tokens": 55, "completion_tokens": 9, **anthropic_usage(12, 9, 3, 40)}
+    df = load_workload(write(tmp_path / "log.jsonl", [exchange(0, usage=usage)])).df
+    assert (df["prompt_tokens"].to_list(), df["output_tokens"].to_list()) == ([55], [9])
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_total_that_is_not_prompt_plus_completion_is_warned_of_once(tmp_path, capsys, suffix):
+    """``total_tokens`` was never looked at: a usage whose total is not its two counts' sum is read by those counts
+    (a proxy may add cached or tool tokens), with one warning for the file naming how many and the first."""
+    off = [exchange(0), exchange(1, usage={"prompt_tokens": 31, "completion_tokens": 10, "total_tokens": 50}),
+           exchange(2, usage={"prompt_tokens": 32, "completion_tokens": 11, "total_tokens": 60})]
+    df = load_workload(write(tmp_path / f"log{suffix}", off)).df.sort("prompt_tokens")
+    assert df["prompt_tokens"].to_list() == [30, 31, 32]
+    err = capsys.readouterr().err
+    assert err.count("usage objects give a total_tokens") == 1, err
+    assert ("2 of its 3 usage objects give a total_tokens that is not prompt + completion tokens (first: record 2 "
+            "(total_tokens 50, 31 + 10 = 41)); read by their prompt and completion counts") in err
+
+
+def test_a_batch_output_files_totals_are_checked(tmp_path, capsys):
+    lines = [batch_line(0), batch_line(1)]
+    lines[1]["response"]["body"]["usage"]["total_tokens"] = 200
+    load_workload(write(tmp_path / "out.jsonl", lines))
+    assert "out.jsonl: 1 of its 2 usage objects give a total_tokens that is not prompt + completion tokens " \
+           "(first: line 2 (total_tokens 200, 21 + 101 = 122))" in capsys.readouterr().err
+
+
+def test_totals_that_add_up_say_nothing(tmp_path, capsys):
+    load_workload(write(tmp_path / "log.jsonl", [exchange(i) for i in range(3)]))
+    load_workload(write(tmp_path / "out.jsonl", [batch_line(0), batch_line(1)]))
+    assert "total_tokens" not in capsys.readouterr().err
+
+
+def anthropic_stream(text: str, usage_start: dict, output_tokens: int | None) -> list[dict]:
+    """A streamed Anthropic call's events as a proxy logs them (message_start's output_tokens a placeholder)."""
+    words = text.split(" ")
+    return [{"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                                                  "content": [], "usage": {**usage_start, "output_tokens": 1}}},
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            {"type": "ping"},
+            *({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w + " "}}
+              for w in words),
+            {"type": "content_block_stop", "index": 0},
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+             "usage": {} if output_tokens is None else {"output_tokens": output_tokens}},
+            {"type": "message_stop"}]
+
+
+def test_an_anthropic_streamed_request_log_is_read_from_its_events(tmp_path):
+    """A streamed Anthropic call's log (its response a list of message_start/content_block_delta/message_delta
+    events): it was left out as "a list holding no chat-completion chunks" (a file of them refused)."""
+    start = {"input_tokens": 25, "cache_read_input_tokens": 100}
+    records = [{"request": {"system": SYSTEM, "messages": [{"role": "user", "content": PROMPTS[1]}]},
+                "response": anthropic_stream(REPLIES[1], start, 9)},
+               {"request": {"messages": [{"role": "user", "content": PROMPTS[2]}]},
+                "response": anthropic_stream(REPLIES[2], {"input_tokens": 40}, None)}]
+    df = load_workload(write(tmp_path / "log.jsonl", records)).df.sort("prompt_tokens")
+    assert df["prompt_tokens"].to_list() == [40, 125]  # message_start's input_tokens (+ its cache's)
+    # message_delta's output_tokens, not message_start's placeholder 1; without it, the streamed text's count
+    assert df["output_tokens"].to_list() == [*count_tokens([REPLIES[2] + " "]).tolist(), 9]
+    assert df["prompt"].to_list() == [PROMPTS[2], f"{SYSTEM}\n\n{PROMPTS[1]}"]
+
+
+def test_an_anthropic_stream_with_an_error_event_is_left_out_as_failed(tmp_path, capsys):
+    failed = anthropic_stream(REPLIES[0], {"input_tokens": 25}, None)[:3] + [
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}]
+    path = write(tmp_path / "log.jsonl", [exchange(1), {"request": exchange(0)["request"], "response": failed}])
+    assert len(load_workload(path)) == 1
+    assert "first: record 2: its 'response' has an 'error'" in capsys.readouterr().err

@@ -134,7 +134,7 @@ from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, record_splits, split_column, split_mask
 from ltrsched.workloads.file_rows import FILE_ROWS, FileRows
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
-from ltrsched.workloads.openai_usage import (batch_output_line, failed_note, failed_why, is_batch_output,
+from ltrsched.workloads.openai_usage import (TotalsOff, batch_output_line, failed_note, failed_why, is_batch_output,
                                              is_logged_exchange, line_usage)
 from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
@@ -229,6 +229,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     plain_keys = set()  # keys of lines without another tool's token-count keys (OTHER_LENGTH_KEYS)
     failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
     batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
+    totals_off = TotalsOff()  # usage objects whose total_tokens is not prompt + completion (a note)
     for lineno, rec in jsonl_records(path):
         if is_logged_exchange(rec):  # (a request file's line: read as one, its 'response' object was refused as no
             # text, as an OpenAI Batch API output line's would be)
@@ -236,7 +237,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             "line is a request, not a conversation: a .jsonl holds requests or conversations (OpenAI's "
                             "chat format, a request log's records), one kind on every line")
         if is_batch_output(rec):  # (a request of lengths alone, from its usage: it was refused with a jq recipe)
-            flat = batch_output_line(rec, path, lineno)
+            flat = batch_output_line(rec, path, lineno, totals_off)
             if flat is None:
                 batch_failed.append((lineno, failed_why(rec)))
                 continue
@@ -244,7 +245,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         elif isinstance(rec, dict) and rec.get("usage") is not None:  # (a request line's usage beside its
             # text: its counts read as a conversation record's are; they were ignored, silently; one that is no object
             # refused in a record's words: it was ignored too)
-            rec = line_usage(rec, path, lineno)
+            rec = line_usage(rec, path, lineno, totals_off)
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
             rec = _mooncake_line(rec, f"{path}:{lineno}")
@@ -376,6 +377,9 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         note = failed_note(len(batch_failed), len(batch_failed) + len(prompts), *batch_failed[0], path)
         if arrival_info is not None:
             arrival_info.setdefault("notes", []).append(note)
+    totals_note = totals_off.note(len(batch_failed) + len(prompts))
+    if totals_note and arrival_info is not None:  # (total_tokens was never looked at)
+        arrival_info.setdefault("notes", []).append(f"warning: {path}: {totals_note}")
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
     if len(stamps) == 2:  # (each line read in its unit: a file of both was read in two units, silently)
@@ -1482,8 +1486,11 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             # (an OpenAI usage's counts, a request log's {"request", "response"}, read since this marker: runs cached
             # before counted the text's tokens, or skipped the logs)
             # ("anthropic's too": input_tokens/output_tokens, an Anthropic response and streamed chunks read since;
-            # "status text": a Batch API line's status_code "200" a success since)
-            **({"openai usage": "read, anthropic's too, status text"} if may_give_usage(path) else {}),
+            # "status text": a Batch API line's status_code "200" a success since; "both apis": a usage of OpenAI's and
+            # Anthropic's keys that disagree refused since, where OpenAI's were read; "anthropic events": a streamed
+            # Anthropic response's events read since, where they were left out)
+            **({"openai usage": "read, anthropic's too, status text, both apis, anthropic events"}
+               if may_give_usage(path) else {}),
             # (a request file's 'id' of whole numbers read as its ids since this marker: runs cached before numbered
             # the requests)
             **({"id": "read as the request id"} if _gives_id_name(path) else {})}

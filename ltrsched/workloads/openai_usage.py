@@ -16,15 +16,20 @@ of the text's Llama-3 count, and counts that differ from the text's are counted 
 there and as the record's own key is an error (which holds it?), as two keys for one count are
 (:func:`~ltrsched.workloads.record_values.count_keys`). A ``usage`` of neither key but Anthropic's (or OpenAI's
 Responses API's) ``input_tokens``/``output_tokens`` gives them (:data:`INPUT_COUNTS`): the prompt's count is
-``input_tokens`` plus Anthropic's prompt-cache tokens (:data:`CACHE_INPUT_KEYS`), which it leaves out. OpenAI's
+``input_tokens`` plus Anthropic's prompt-cache tokens (:data:`CACHE_INPUT_KEYS`), which it leaves out; a ``usage`` of
+both APIs' keys (a proxy translating one to the other) is read where they agree, refused where they disagree. A
+``total_tokens`` that is not prompt + completion is counted in one warning per file (:class:`TotalsOff`). OpenAI's
 cached and reasoning tokens (``*_tokens_details``) are part of its counts already, not added. A logged Anthropic
-Messages API response and a streamed response's chunks are read as a chat completion (:func:`served_response`).
+Messages API response, a streamed response's chunks and Anthropic's streaming events are read as a chat completion
+(:func:`served_response`).
 (Before, a log record was refused naming its format, a
 ``usage`` beside messages counted in a warning saying it was not read, a Batch API output line refused with a jq
 recipe.)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ltrsched.errors import UserError
 from ltrsched.workloads.count_values import count_error, is_count, shown_count
@@ -44,6 +49,31 @@ CACHE_INPUT_KEYS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 #: Where a record keeps its messages (:data:`ltrsched.workloads.sharegpt.CONVERSATION_KEYS`; not imported: sharegpt
 #: imports this module).
 _MESSAGES = ("conversations", "items", "conversation", "messages")
+
+
+@dataclass
+class TotalsOff:
+    """A file's ``usage`` objects whose ``total_tokens`` [tokens] is not their prompt's count plus their completion's
+    (OpenAI's definition), for one warning per file (:meth:`note`): they are read by those two counts all the same
+    (some proxies add cached or tool tokens to the total)."""
+
+    count: int = 0  #: how many
+    first: str = ""  #: the first, as ``record 2 (total_tokens 130, 30 + 99 = 129)``
+
+    def add(self, place: str, total, prompt: int, completion: int) -> None:
+        """Count one more, ``place`` naming it (``record 2``, ``line 2``)."""
+        self.count += 1
+        if self.count == 1:
+            self.first = (f"{place} (total_tokens {repr(total)[:24]}, {prompt:,} + {completion:,} = "
+                          f"{prompt + completion:,})")
+
+    def note(self, total: int) -> str | None:
+        """The warning's text (without the file's name) for a file of ``total`` records or lines; None if none."""
+        if not self.count:
+            return None
+        return (f"{self.count:,} of its {total:,} usage objects give a total_tokens that is not prompt + completion "
+                f"tokens (first: {self.first}); read by their prompt and completion counts (a proxy may add cached "
+                "or tool tokens to the total)")
 
 
 def is_logged_exchange(record) -> bool:
@@ -67,16 +97,49 @@ def _own_count_key(record: dict, ours: str) -> str | None:
                 None)
 
 
-def usage_counts(usage, field: str, path, place: str) -> dict[str, int]:
+def usage_counts(usage, field: str, path, place: str, off: TotalsOff | None = None) -> dict[str, int]:
     """The counts of an OpenAI ``usage`` object (``field``: where the record holds it, ``usage`` or
     ``response.usage``), as ``{ours: count}`` (a count absent or null left out: the text's is counted). One-line
     :class:`UserError` naming ``path`` and ``place`` (``record 2 (id 'a')``, ``line 2``) for a ``usage`` that is no
-    object or a value that is no count, in every container's words."""
+    object or a value that is no count, in every container's words. A ``total_tokens`` that is not the sum of the two
+    counts given is counted in ``off`` (a warning, not an error)."""
     if usage is None:
         return {}
     if not isinstance(usage, dict):
         raise UserError(f"{path}: {place}: {field!r} must be an object of token counts, got {type(usage).__name__}")
-    names = usage_names(usage)
+    counts = _read_counts(usage, usage_names(usage), field, path, place)
+    if any(usage.get(k) is not None for k in USAGE_COUNTS) and any(usage.get(k) is not None for k in INPUT_COUNTS):
+        # (both OpenAI's and Anthropic's keys, as a proxy translating one API to the other may log: OpenAI's were
+        # read without a word)
+        theirs = _read_counts(usage, INPUT_COUNTS, field, path, place)
+        cached = " with its cache's tokens" if any(usage.get(k) for k in CACHE_INPUT_KEYS) else ""
+        for (key, ours), other in zip(USAGE_COUNTS.items(), INPUT_COUNTS):
+            if ours in counts and ours in theirs and counts[ours] != theirs[ours]:
+                raise UserError(f"{path}: {place}: {f'{field}.{key}'!r} ({counts[ours]:,}) and {f'{field}.{other}'!r} "
+                                f"({theirs[ours]:,}{cached if ours == 'prompt_tokens' else ''}) disagree on the "
+                                f"{ours}; which does the served model count? give one")
+        counts = {**theirs, **counts}  # (they agree: one given by either alone read too)
+    if off is not None and usage.get("total_tokens") is not None:
+        _check_total(usage, off, place)
+    return counts
+
+
+def _check_total(usage: dict, off: TotalsOff, place: str) -> None:
+    """Count ``usage`` in ``off`` where its ``total_tokens`` is not its two counts' sum (those of the keys it is read
+    by, before Anthropic's cache tokens: neither API's total holds them twice). It was never looked at."""
+    parts = [usage.get(k) for k in usage_names(usage)]
+    if any(p is None for p in parts):
+        return
+    prompt, completion = (int(text_number(p) if isinstance(p, str) else p) for p in parts)  # (checked counts)
+    total = usage["total_tokens"]
+    number = text_number(total) if isinstance(total, str) else None if isinstance(total, bool) else total
+    if number != prompt + completion:
+        off.add(place, total, prompt, completion)
+
+
+def _read_counts(usage: dict, names: dict[str, str], field: str, path, place: str) -> dict[str, int]:
+    """``usage``'s counts under the keys ``names`` (:data:`USAGE_COUNTS` or :data:`INPUT_COUNTS`, Anthropic's prompt
+    cache's tokens added to the latter's), as :func:`usage_counts` gives them."""
     counts = {}
     for key, ours in names.items():
         value = usage.get(key)
@@ -131,13 +194,14 @@ def _with_counts(record: dict, counts: dict[str, int], field: str, where: str, u
     return record
 
 
-def as_conversation(record, path, number: int) -> tuple[dict | None, str]:
+def as_conversation(record, path, number: int, off: TotalsOff | None = None) -> tuple[dict | None, str]:
     """A conversation record (record ``number``, 1-based, of ``path``) with its OpenAI ``usage`` counts as its own
     keys (``prompt_tokens``, ``output_tokens``), ``""``; a request log's exchange as such a record too (the request's
     messages, then the response's first choice's message; the log record's other keys, e.g. its ``timestamp``, kept).
     ``(None, detail)`` for a logged exchange whose response failed (an ``error``, no choices): left out, ``detail``
     saying why. Other records as they are. One-line :class:`UserError` naming the record for a count given twice, a
-    ``usage`` value that is no count, or a response of several choices (whose usage counts them all)."""
+    ``usage`` value that is no count, or a response of several choices (whose usage counts them all); a usage whose
+    total is not its counts' sum counted in ``off``."""
     if not isinstance(record, dict):
         return record, ""
     rid = record.get("id", record.get("conversation_id", ""))
@@ -160,10 +224,10 @@ def as_conversation(record, path, number: int) -> tuple[dict | None, str]:
         if "system" in request and "system" not in flat:  # (Anthropic's system prompt, as a record's is read)
             flat["system"] = request["system"]
         flat["messages"] = [*request["messages"], *([reply] if isinstance(reply, dict) else [])]
-        counts = usage_counts(response.get("usage"), "response.usage", path, place)
+        counts = usage_counts(response.get("usage"), "response.usage", path, place, off)
         return _with_counts(flat, counts, "response.usage", f"{path}: {place}", response.get("usage")), ""
     if "usage" in record and any(isinstance(record.get(k), list) for k in _MESSAGES):
-        counts = usage_counts(record["usage"], "usage", path, place)
+        counts = usage_counts(record["usage"], "usage", path, place, off)
         flat = {k: v for k, v in record.items() if k != "usage"}
         return _with_counts(flat, counts, "usage", f"{path}: {place}", record["usage"]), ""
     return record, ""
@@ -174,7 +238,10 @@ def served_response(response):
     (``"type": "message"``, its ``content`` a list of parts) as one choice of its content; a streamed response's
     chunks (a list of ``chat.completion.chunk`` objects) as one choice of their deltas' text (tool-call deltas as
     ``tool_calls``; a chunk of another choice's ``index`` as a second choice, n > 1), its ``usage`` the last chunk's
-    that gives one. Others as they are. (Both were left out as responses that failed, "no 'choices'".)"""
+    that gives one; Anthropic's streaming events (:func:`anthropic_events`) as its response. Others as they are. (All
+    were left out as responses that failed, "no 'choices'", or "a list holding no chat-completion chunks".)"""
+    if isinstance(response, list) and any(isinstance(e, dict) and e.get("type") == "message_start" for e in response):
+        response = anthropic_events(response)
     if isinstance(response, dict) and "choices" not in response and isinstance(response.get("content"), list) and (
             response.get("type") == "message" or response.get("role") == "assistant"):
         return {**response, "choices": [{"message": {"role": "assistant", "content": response["content"]}}]}
@@ -203,10 +270,52 @@ def served_response(response):
     return {"choices": choices, **({"usage": usage} if usage is not None else {})}
 
 
-def line_usage(record: dict, path, line: int) -> dict:
+def anthropic_events(events: list) -> dict:
+    """A streamed Anthropic Messages API response's events (``message_start``, ``content_block_start``/``_delta``,
+    ``message_delta``, ...) as the response they stream (``"type": "message"``): its content the blocks started, their
+    ``text_delta``/``thinking_delta`` text appended; its usage ``message_start``'s (its ``input_tokens`` and cache
+    tokens; its ``output_tokens``, a placeholder, dropped) updated by ``message_delta``'s (the ``output_tokens``
+    [tokens] of the whole reply). An ``error`` event makes it a response with that ``error`` (failed)."""
+    blocks: dict = {}
+    usage: dict = {}
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        kind = event.get("type")
+        if kind == "error":
+            return {"error": event.get("error") or True}
+        if kind == "message_start" and isinstance(event.get("message"), dict):
+            start = event["message"].get("usage")
+            usage = {k: v for k, v in start.items() if k != "output_tokens"} if isinstance(start, dict) else {}
+            blocks.update((i, dict(b)) for i, b in enumerate(event["message"].get("content") or ())
+                          if isinstance(b, dict))
+        elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
+            blocks[_block_index(event.get("index", len(blocks)))] = dict(event["content_block"])
+        elif kind == "content_block_delta" and isinstance(event.get("delta"), dict):
+            block = blocks.setdefault(_block_index(event.get("index", 0)), {"type": "text", "text": ""})
+            for delta, key in (("text_delta", "text"), ("thinking_delta", "thinking")):
+                if event["delta"].get("type") == delta and isinstance(event["delta"].get(key), str):
+                    block[key] = (block.get(key) or "") + event["delta"][key]
+        elif kind == "message_delta" and isinstance(event.get("usage"), dict):
+            usage.update((k, v) for k, v in event["usage"].items() if v is not None)
+    return {"type": "message", "role": "assistant", "content": [blocks[i] for i in sorted(blocks, key=_block_order)],
+            **({"usage": usage} if usage else {})}
+
+
+def _block_index(index):
+    """An event's content block ``index`` as a key (a whole number as it is; anything else as its text)."""
+    return index if type(index) is int else str(index)
+
+
+def _block_order(index) -> tuple:
+    """Content blocks in their ``index``'s order (whole numbers first, numerically)."""
+    return (0, index, "") if type(index) is int else (1, 0, index)
+
+
+def line_usage(record: dict, path, line: int, off: TotalsOff | None = None) -> dict:
     """A ``.jsonl`` request line (line ``line`` of ``path``) with its ``usage`` object's counts as its own keys, as a
-    conversation record's are read (:func:`as_conversation`)."""
-    counts = usage_counts(record["usage"], "usage", path, f"line {line}")
+    conversation record's are read (:func:`as_conversation`, ``off`` alike)."""
+    counts = usage_counts(record["usage"], "usage", path, f"line {line}", off)
     flat = {k: v for k, v in record.items() if k != "usage"}
     return _with_counts(flat, counts, "usage", f"{path}:{line}", record["usage"])
 
@@ -221,18 +330,18 @@ def _status_ok(status) -> bool:
     return status == 200
 
 
-def batch_output_line(record: dict, path, line: int) -> dict | None:
+def batch_output_line(record: dict, path, line: int, off: TotalsOff | None = None) -> dict | None:
     """An OpenAI Batch API output line (:func:`is_batch_output`, line ``line`` of ``path``) as a request line of
     lengths alone: ``{"prompt_tokens": P, "output_tokens": C}`` from ``response.body.usage`` (and the line's other
     keys but ``id``, ``custom_id``, ``response``, ``error``: an ``arrival_time`` added, say); None for a failed
     request (an ``error`` set, a ``status_code`` other than 200, no response). One-line :class:`UserError` naming the
-    line for a successful one without both counts."""
+    line for a successful one without both counts (``off``: as :func:`as_conversation`'s)."""
     response = record.get("response")
     if record.get("error") is not None or response is None or not _status_ok(response.get("status_code", 200)):
         return None
     body = response.get("body")
     usage = body.get("usage") if isinstance(body, dict) else None
-    counts = usage_counts(usage, "response.body.usage", path, f"line {line}")
+    counts = usage_counts(usage, "response.body.usage", path, f"line {line}", off)
     missing = [k for k, ours in (usage_names(usage) if isinstance(usage, dict) else USAGE_COUNTS).items()
                if ours not in counts]
     if missing:

@@ -48,7 +48,7 @@ from ltrsched.workloads.arrival_values import (arrival_error, is_arrival, missin
 from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.file_splits import SPLIT_NAME, split_columns
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
-from ltrsched.workloads.openai_usage import as_conversation, is_logged_exchange
+from ltrsched.workloads.openai_usage import TotalsOff, as_conversation, is_logged_exchange
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES,
@@ -1074,10 +1074,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     hint = None  # what the first record is, if it is another data set's format (format_hint)
     counted = extra is not None and any(c in extra.columns for c in COUNT_COLUMNS)  # (a parquet's own counts)
     later: dict[int, int] = {}  # such a parquet's record index -> its messages after its first reply
+    totals_off = TotalsOff()  # usage objects whose total_tokens is not prompt + completion (a note)
     for total, record in enumerate(records, 1):
         if total == 1:
             hint = record_hint(record) or (counts_hint(record, path) if extra is None else None)
-        read, failed = as_conversation(record, path, total) if extra is None else (record, "")
+        read, failed = as_conversation(record, path, total, totals_off) if extra is None else (record, "")
         # (a request log's exchange, a 'usage' beside messages: the served model's counts as the record's own)
         turn = Skip(False, "logged requests whose response failed", failed) if read is None else read_first_turn(
             read, system=not packaged)
@@ -1114,6 +1115,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         # are expected)
         notes.append(left_out)
     notes.extend(found)
+    if totals_off.count:  # (total_tokens was never looked at)
+        notes.append(totals_off.note(total))
     if cut and not packaged:
         notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
                      "before it")
@@ -1273,7 +1276,10 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # count the records whose OpenAI 'usage' is not read, which a parse cached before did not (the records are the same)
     # ("-usage-read" since a record's usage counts and a request log's {"request", "response"} are read: may_give_usage)
     # ("-usage-read-input" since Anthropic's input_tokens/output_tokens usage, an Anthropic response and a streamed
-    # response's chunks are read)
+    # response's chunks are read; "-both" since a usage of OpenAI's and Anthropic's keys that disagree is refused,
+    # which a parse cached before read by OpenAI's; "-totals" since the notes count the usages whose total_tokens is not
+    # prompt + completion, which a parse cached before did not: the records are the same; "-events" since a streamed
+    # Anthropic response's events are read, which a parse cached before left out)
     # "-prompter": OpenAssistant's prompter messages read as the user's, whose conversations a parse cached before
     # skipped ("with unknown speakers")
     # "-split": the records' own split kept (FILE_SPLIT: may_give_split), which a parse cached before dropped
@@ -1291,7 +1297,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
                             f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
                             f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
-                            f"{'-usage-read-input' if not package and may_give_usage(src) else ''}"
+                            f"{'-usage-read-input-both-totals-events' if not package and may_give_usage(src) else ''}"
                             f"{'-prompter' if not package and may_give_prompter(src) else ''}"
                             f"{'-split' if not package and may_give_split(src) else ''}"
                             f"{'' if package else '-recordno'}"
