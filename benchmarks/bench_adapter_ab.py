@@ -44,8 +44,8 @@ OLD_MODULES = ("batch_shape", "live_table", "queues", "request_slots", "step_log
 #: With ``--old-policies``, also these modules of ``ltrsched/policies/`` from ``--old-ref``, loaded first (in import
 #: order): the old engine forms its batches with the old ``form_batch`` and ranks with the old LTR, MLFQ, SRTF, class
 #: and starvation prevention (other policies, and the rest of the package, are shared).
-OLD_POLICY_MODULES = ("order_check", "batching", "fixed_order", "front_order", "remaining_order", "ltr", "starvation",
-                      "mlfq", "srtf", "classification")
+OLD_POLICY_MODULES = ("order_check", "batching", "remaining_order", "base_listing", "fixed_order", "front_order", "ltr",
+                      "starvation", "mlfq", "srtf", "classification")  # (a module before those that import it)
 
 
 def _old_modules(ref: str, policies: bool = False):

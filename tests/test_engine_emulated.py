@@ -82,12 +82,15 @@ def test_emulated_engine_equals_simulator(spec, seed, blocks, budget, seqs, resi
 
 @pytest.mark.parametrize("spec,arrivals", [("srtf", "burst"), ("srtf", "poisson"), ("mlfq:quantum=0.02", "burst"),
                                            ("srtf:starve=5,quantum=4", "poisson")])
-def test_the_engine_tells_a_policy_with_on_step_ranks_its_batch_by_ranks_as_the_simulator(spec, arrivals):
+def test_the_engine_tells_a_policy_with_on_step_ranks_its_batch_by_ranks_as_the_simulator(spec, arrivals, monkeypatch):
     """A policy with the ``on_step_ranks`` twin (SRTF, MLFQ, starvation prevention around them) is told each step's
     batch as its ranks in the order, a Python int for the head of the order, as the simulator's replica tells it:
     before, the adapter built a mask over every live request and SRTF searched it back into ranks (srtf, 2,000-request
     burst: 0.189 -> 0.277 ms plug-in time per step with bigqueue's hooks; BENCHMARKS.md). Results are the
-    simulator's."""
+    simulator's. (SRTF keeps its order from 2 live requests here, not 4,096: the kept order follows the ranks.)"""
+    from ltrsched.policies import remaining_order
+
+    monkeypatch.setattr(remaining_order, "_KEEP_MIN", 2)
     rng = np.random.default_rng(11)
     n = 60
     times = np.zeros(n) if arrivals == "burst" else np.sort(rng.exponential(0.03, n).cumsum())

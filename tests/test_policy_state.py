@@ -17,6 +17,18 @@ from ltrsched.sim import SimConfig, simulate
 from ltrsched.workloads import apply_arrivals, load_workload
 from reference_policies import Lockstep
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _srtf_keeps_its_order_from_two_live_requests():
+    """SRTF keeps its order only from ``remaining_order._KEEP_MIN`` (4,096) live requests; these workloads are
+    smaller, so its cases here lower the threshold to 2 to check the kept order (module scope: hypothesis's tests)."""
+    from ltrsched.policies import remaining_order
+
+    kept = remaining_order._KEEP_MIN
+    remaining_order._KEEP_MIN = 2
+    yield
+    remaining_order._KEEP_MIN = kept
+
 STATEFUL = [
     "ltr:tau=0.5", "oracle:tau=0.8", "ltr:tau=0.5,starve=20,quantum=3", "ltr:tau=0.7,starve=1,quantum=1",
     "fcfs:starve=10,quantum=2", "srtf:starve=5,quantum=4", "class:bucket=100,starve=8,quantum=2",
@@ -1184,3 +1196,29 @@ def test_base_listing_order_drops_the_departed_and_refuses_what_it_cannot_explai
                        (live_ids[:1], len(live_ids))):
         kept.start(live_ids, want) if kept.order is None else None
         assert kept.leave(gone, size) is None and kept.order is None
+
+
+def test_srtf_sorts_below_the_kept_orders_threshold_and_keeps_its_order_from_it(monkeypatch):
+    """At 2,000 live requests keeping SRTF's order cost about what its sort did (the engine adapter: +9% per step;
+    BENCHMARKS.md, "Big queues"), so below ``_KEEP_MIN`` live requests SRTF sorts every step, as it did before the
+    kept order, and keeps the order from there on (the threshold 150 here, a burst of 200 draining below it): the old
+    sort's order at every step, no order followed below the threshold, a sort at every step there."""
+    from ltrsched.policies import remaining_order
+
+    monkeypatch.setattr(remaining_order, "_KEEP_MIN", 150)
+    followed, sorts = [], []
+    follow = remaining_order.RemainingOrder._follow
+    monkeypatch.setattr(remaining_order.RemainingOrder, "_follow",
+                        lambda self, view, n: followed.append(n) or follow(self, view, n))
+    order_by = LiveView.order_by
+    monkeypatch.setattr(LiveView, "order_by", lambda view, *keys: sorts.append(len(view)) or order_by(view, *keys))
+    rng = np.random.default_rng(5)
+    wl = make_workload(list(rng.integers(4, 60, 200)), list(rng.integers(1, 40, 200)))
+    lockstep = LockstepRanks(make_policy("srtf"))
+    sizes = []
+    rank = lockstep.rank
+    lockstep.rank = lambda view: sizes.append(len(view)) or rank(view)
+    simulate(wl, lockstep, SimConfig(max_num_seqs=16))
+    small = [n for n in sizes if 2 <= n < 150]
+    assert len(followed) > 20 and min(followed) >= 150
+    assert len(small) > 20 and sorted(n for n in sorts if n < 150) == sorted(small * 2)  # (and the reference's)

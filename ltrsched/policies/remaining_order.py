@@ -18,6 +18,10 @@ head only loses tokens: the usual case; written in place, no copy), else merged 
 returned is one gather of the positions now in key order. The result is ``view.order_by(view.remaining_tokens)``,
 value for value. Once fewer than half the base listing is live, the live requests become the base listing.
 
+Below ``_KEEP_MIN`` (4,096) live requests every step sorts, as SRTF did before, and nothing is kept: there keeping the
+order (the hooks, the batch's ids and keys, the merge, the gather) costs about what the sort does (the simulator's
+burst: 1.04x the sort's step at 2,000 live, 0.91x at 4,000, 0.63x at 10,000; BENCHMARKS.md, "Big queues").
+
 It holds while the host lists requests by arrival (``LiveView.arrival_ordered``), names each step's batch
 (``on_step_ranks``, or the ``on_step`` mask) for the very view and order it was given, announces every finish and
 arrival, finishes only requests that ran in the last step, and lists newcomers after the requests that stayed (each
@@ -41,6 +45,10 @@ _BASE_LIMIT = 1 << 31
 #: Finishes followed at a step one slice at a time up to this many; past it, one cumulative count over the base.
 _MAX_SLICES = 64
 _SHIFTS = tuple(np.array(j) for j in range(_MAX_SLICES + 1))  # (0-d operands)
+#: From this many live requests the order is kept; below it every step sorts, as SRTF did before the kept order (the
+#: hooks, the batch's ids and keys, the merge and the gather cost about what the sort does at 2,000 live requests).
+#: BENCHMARKS.md, "Big queues".
+_KEEP_MIN = 4096
 
 
 class RemainingOrder:
@@ -90,6 +98,11 @@ class RemainingOrder:
     def order(self, view: LiveView) -> np.ndarray:
         """The competition order of ``view`` by remaining tokens, ties by arrival, then id."""
         n = len(view)
+        if n < _KEEP_MIN:  # a sort, nothing kept
+            self._view = self._batch = None
+            self._departed.clear()
+            self._arrived.clear()
+            return view.order_by(view.remaining_tokens)
         if view is self._view and self._batch is None and not self._departed and not self._arrived:
             return self._order  # (ranked twice, nothing ran in between)
         order = None
