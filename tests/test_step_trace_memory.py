@@ -10,6 +10,7 @@ import tracemalloc
 import numpy as np
 import polars as pl
 
+from conftest import make_workload
 from ltrsched.policies import make_policy
 from ltrsched.sim import SimConfig, simulate
 from ltrsched.sim.replica import StepTrace
@@ -20,13 +21,9 @@ MAX_BYTES_PER_STEP = 130
 
 
 def _burst(n: int) -> Workload:
+    """``n`` requests at t = 0, prompts and outputs of 10-200 tokens (seeded), as bench_record_steps.py's."""
     rng = np.random.default_rng(2)
-    return Workload(pl.DataFrame({
-        "request_id": np.arange(n, dtype=np.int64),
-        "prompt_tokens": rng.integers(10, 201, n),
-        "output_tokens": rng.integers(10, 201, n),
-        "arrival_time": np.zeros(n),
-    }), f"burst-{n}")
+    return make_workload(rng.integers(10, 201, n), rng.integers(10, 201, n))
 
 
 def test_a_recorded_step_holds_at_most_130_bytes(monkeypatch):
