@@ -26,6 +26,7 @@ conversations parquet's own ``prompt_tokens`` and ``output_tokens`` columns are 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -71,6 +72,22 @@ _ASSISTANT = ("gpt", "chatgpt", "assistant", "bard", "bing")
 #: Instructions ahead of the conversation, not a turn: OpenAI's ``developer`` messages are its ``system`` messages
 #: for its newer models (a chat file of them had every conversation skipped, "with unknown speakers").
 _SYSTEM = ("system", "developer")
+
+
+#: Longest name [characters] of a parse cache file: with its notes' suffix and an atomic write's temporary suffix it
+#: stays under the file systems' 255 bytes (a file whose bytes may name every marker below made a name of 266 and
+#: an OSError "File name too long").
+CACHE_NAME_MAX = 200
+
+
+def cache_file_name(name: str) -> str:
+    """``name`` (``sharegpt-KEY-utf8MARKERS.parquet``) where it is at most :data:`CACHE_NAME_MAX` characters, else
+    with its markers (what follows ``-utf8``) replaced by their digest: one name per set of markers still, each
+    short enough to write."""
+    if len(name) <= CACHE_NAME_MAX:
+        return name
+    head, _, markers = name.partition("-utf8")
+    return f"{head}-utf8-m{hashlib.sha256(markers.encode()).hexdigest()[:24]}.parquet"
 
 
 def cache_dir() -> Path:
@@ -1285,7 +1302,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-split": the records' own split kept (FILE_SPLIT: may_give_split), which a parse cached before dropped
     # "-recordno": every first turn's record number kept (RECORD_NUMBER), which a parse cached before kept only beside
     # arrival times or a split (a refusal of a request names its record: ltrsched.workloads.file_rows)
-    cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
+    cached = cache_dir() / cache_file_name(f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
