@@ -523,16 +523,16 @@ def _note_duration_cut(specs, sweep_file) -> None:
     """The note (on stderr, held to the end), once for the sweep, that its ``duration`` kept only the requests
     arriving in its first seconds, with how many of how many (each workload and rate's, built here where
     :func:`~ltrsched.experiments.runner.check_runs` did not build it, for a finished run; counted once per run)."""
-    from ltrsched.experiments.runner import base_workload, build_workload, workload_order
+    from ltrsched.experiments.runner import base_workload, build_workload, workload_key, workload_order
     from ltrsched.workloads.arrivals import duration_cut_note
 
-    timed = {(s.workload, s.num_requests, s.seed, s.arrival, s.rate, s.cv): s for s in specs}
+    timed = {workload_key(s): s for s in specs}
     if not timed or next(iter(timed.values())).duration is None:  # (one duration for the whole sweep)
         return
     # (a seed's workloads in a row: in the sweep's order, rate before seed, each base workload was built once per rate)
     kept = {key: (len(build_workload(s)), len(base_workload(s)))
             for key, s in sorted(timed.items(), key=lambda item: workload_order(item[1]))}
-    counts = [kept[(s.workload, s.num_requests, s.seed, s.arrival, s.rate, s.cv)] for s in specs]  # (each run's)
+    counts = [kept[workload_key(s)] for s in specs]  # (each run's)
     duration = next(iter(timed.values())).duration
     note = duration_cut_note(counts, duration, f"duration = {duration:g} in {sweep_file}",
                              "raise duration or the rates to run more, or leave duration out to run them all")

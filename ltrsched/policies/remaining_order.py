@@ -40,6 +40,7 @@ from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.order_check import vouched
 
 _SHIFT = 32  # composite key: remaining tokens in the high bits, the base position in the low 32
+_BASE_MASK = np.array((1 << _SHIFT) - 1)
 _KEY_LIMIT = 1 << 30  # |remaining tokens| below this and base positions below 2**31: the composite fits an int64
 _BASE_LIMIT = 1 << 31
 #: Finishes followed at a step one slice at a time up to this many; past it, one cumulative count over the base.
@@ -165,8 +166,7 @@ class RemainingOrder:
             ids = self._member_ids
             at = np.minimum(gone.searchsorted(ids), len(gone) - 1)
             hit = gone[at] == ids
-            if count_nonzero(hit) != len(gone) or (len(gone) > 1 and not count_nonzero(gone[1:] != gone[:-1]) ==
-                                                   len(gone) - 1):
+            if count_nonzero(hit) != len(gone) or (len(gone) > 1 and count_nonzero(gone[1:] == gone[:-1])):
                 return None  # a departed request that did not run last step, or one announced twice
             left = np.sort(members[hit])
             stay = members[~hit]
@@ -210,8 +210,6 @@ class RemainingOrder:
         self._comp, self._base, self._start = comp, base, rest_at
         return now[base[rest_at:]]
 
-
-_BASE_MASK = np.array((1 << _SHIFT) - 1)
 
 
 def move_up_after(now: np.ndarray, nbase: int, left: np.ndarray) -> None:

@@ -273,7 +273,8 @@ def _route_arrivals(env: simpy.Environment, table: RequestTable, router: Router,
 
 
 def _route_up_front(table: RequestTable, router: Router, inboxes: Sequence[Inbox], num_gpu_blocks: int,
-                    max_model_len: int, assigned: np.ndarray, stop_time: float | None, guards: Sequence[ThrashGuard] | None = None) -> None:
+                    max_model_len: int, assigned: np.ndarray, stop_time: float | None,
+                    guards: Sequence[ThrashGuard] | None = None) -> None:
     """Route every request before the run (a router that never reads the replicas' state), so that the
     replicas need not pause at each other's arrivals. ``guards``: each replica's thrash guard, given the requests
     routed there."""

@@ -6,9 +6,10 @@ gives one that is a whole number (an integer, an integral float, integer text: :
 and every one is a request id we can keep (:func:`usable`: in [0, 10,000,000), each once). An ``id`` that is text of
 another kind (``chatcmpl-1``, a UUID), missing on some requests, repeated (a conversation's or a user's id on several
 lines) or outside that range (a log's 64-bit ids) is another tool's label, not a request id: not read, the requests
-numbered 0, 1, ... as without it (a file that loaded before it was read still loads). (``id`` was never read: the requests were numbered, results named other ids than the file's, and
-duplicates passed, where a ``request_id`` column of the same values was kept and checked.) A conversation record's
-``id`` stays its record's id (``source_id``), which errors and notes name.
+numbered 0, 1, ... as without it (a file that loaded before it was read still loads). (``id`` was never read: the
+requests were numbered, results named other ids than the file's, and duplicates passed, where a ``request_id`` column
+of the same values was kept and checked.) A conversation record's ``id`` stays its record's id (``source_id``), which
+errors and notes name. :func:`adopted_ids` is the rule's one place.
 """
 
 from __future__ import annotations
@@ -52,6 +53,18 @@ def whole_numbers(values: pl.Series) -> pl.Series | None:
         return None
     whole = (numbers.is_finite() & (numbers == numbers.floor())).all()
     return numbers if whole else None
+
+
+def adopted_ids(numbers) -> pl.Series | None:
+    """A file's ``id`` values as its requests' ids (``request_id``, Int64) where every request gives a whole number and
+    they are :func:`usable`, else None (numbered as without them). ``numbers``: :func:`whole_numbers`' Series, or
+    :func:`whole_number`'s value per ``.jsonl`` line (None where a line gives none)."""
+    if numbers is None or len(numbers) == 0:
+        return None
+    series = pl.Series("request_id", numbers, strict=False)
+    if series.null_count() or not usable(series):
+        return None
+    return series.cast(pl.Int64)
 
 
 def usable(numbers) -> bool:

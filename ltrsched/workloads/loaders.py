@@ -140,7 +140,7 @@ from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
 from ltrsched.workloads.csv_separator import separator_hint
-from ltrsched.workloads.id_names import ID_NAME, id_column, usable, whole_number, whole_numbers
+from ltrsched.workloads.id_names import ID_NAME, adopted_ids, id_column, whole_number, whole_numbers
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES, REQUIRED_COLUMNS,
@@ -407,10 +407,9 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             "on every line or none")
         given_ids["request_id"] = request_ids(pl.Series("request_id", ids, strict=False), str(path),
                                               lambda row: f"line {lines[row]}")
-    elif other_ids and None not in other_ids and usable(other_ids):  # (a line's 'id' on every line, whole numbers,
-        # each once and in range: as a table's, id_names)
-        given_ids["request_id"] = request_ids(pl.Series("request_id", other_ids, strict=False), str(path),
-                                              lambda row: f"line {lines[row]}", ID_NAME)
+    elif (adopted := adopted_ids(other_ids)) is not None:  # (a line's 'id' on every line, whole numbers, each once
+        # and in range: as a table's, id_names)
+        given_ids["request_id"] = adopted
     given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
     texts = [g if isinstance(g, str) else "" for g in generated]
     counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), [p or "" for p in prompts]),
@@ -1000,16 +999,15 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     # numbered: duplicate ids passed, and results named other ids than the user's)
     ids = _csv_column(raw, ("request_id",), "request_id", path)
     other = id_column(raw.columns) if ids is None else None  # (a file's 'id', whole numbers on every row: id_names)
-    other_ids = whole_numbers(_spaced_numbers(raw[other])) if other is not None else None
-    other_ids = other_ids if other_ids is not None and usable(other_ids) else None
+    other_ids = adopted_ids(whole_numbers(_spaced_numbers(raw[other]))) if other is not None else None
     for name in OPTIONAL_COLUMNS:  # in any case, as the others (a 'Score' or 'PO_ESTIMATE' column was dropped:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
         if found is not None:
             df = df.with_columns((raw[found] if name == "prompt" else number_texts(_spaced_numbers(raw[found]), path,
                                                                                 rows, missing=True)).alias(name))
     df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
-    if other_ids is not None:  # (checked here, in the file's words: 'id', not request_id)
-        df = df.with_columns(request_ids(other_ids, str(path), lambda at: f"row {rows[at]}", other.strip()))
+    if other_ids is not None:
+        df = df.with_columns(other_ids)
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
 
@@ -1759,9 +1757,8 @@ def _gives_id_name(path: Path) -> bool:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            names = list(pl.read_parquet_schema(path))
-            return not is_conversation_table(pl.DataFrame(schema=pl.read_parquet_schema(path))) and bool(
-                id_column(names))
+            schema = pl.read_parquet_schema(path)
+            return not is_conversation_table(pl.DataFrame(schema=schema)) and bool(id_column(list(schema)))
         if suffix not in (".csv", ".jsonl") or (suffix == ".jsonl" and jsonl_conversations(path)):
             return False
         with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
@@ -1863,9 +1860,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
             arrival["column"] = next(c for c, ours in renames.items() if ours == arrival["column"])
         other = id_column(columns) if "request_id" not in df.columns else None  # (an 'id' of whole numbers on every
         # row is the request id, as a .csv's and a .jsonl's: id_names)
-        other_ids = whole_numbers(df[other]) if other is not None else None
-        if other_ids is not None and usable(other_ids):
-            df = df.with_columns(request_ids(other_ids, str(path), lambda at: f"row {df[FILE_ROW][at]}", other))
+        other_ids = adopted_ids(whole_numbers(df[other])) if other is not None else None
+        if other_ids is not None:
+            df = df.with_columns(other_ids)
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
         # (a system column ahead of the prompt, as a .jsonl line's 'system': it travelled along, not counted)

@@ -342,13 +342,11 @@ def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int],
     return df
 
 
-def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None = None,
-                field: str = "request_id") -> pl.Series:
+def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None = None) -> pl.Series:
     """``ids`` (a table's ``request_id`` column, as given: integers, integral floats or integer text, e.g. a CSV's)
     as Int64; one-line :class:`UserError` naming the first row whose id is missing, not a whole number, outside
     [0, MAX_REQUEST_ID), or an earlier row's (the one place workload ids are checked, for every file format).
-    The error names ``name`` and ``row_name(row)`` (``row`` 0-based), by default ``"row {row + 1}"``, and the ids by
-    the file's own ``field`` (``id``: :mod:`~ltrsched.workloads.id_names`)."""
+    The error names ``name`` and ``row_name(row)`` (``row`` 0-based), by default ``"row {row + 1}"``."""
     row_name = row_name or (lambda row: f"row {row + 1}")
     dtype = ids.dtype
     if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
@@ -370,22 +368,22 @@ def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None
     repeat = ~checked.is_first_distinct()
     problems = []  # (row, what is wrong there)
     if missing.any():
-        problems.append((int(missing.arg_true()[0]), f"no {field}"))
+        problems.append((int(missing.arg_true()[0]), "no request_id"))
     if (~whole & ~missing).any():
         row = int((~whole & ~missing).arg_true()[0])
         value = ids[row]
         value = value.to_list() if isinstance(value, pl.Series) else value  # (a list's row: a Series, many lines)
-        problems.append((row, f"{field} {value!r} is not a whole number"))
+        problems.append((row, f"request_id {value!r} is not a whole number"))
     if (whole & ~inside).any():  # -1 read another request's policy state; 10**15 was a MemoryError traceback
         row = int((whole & ~inside).arg_true()[0])
-        problems.append((row, f"{field} {number[row]} is outside [0, {MAX_REQUEST_ID:,}): policies keep "
+        problems.append((row, f"request_id {number[row]} is outside [0, {MAX_REQUEST_ID:,}): policies keep "
                               "per-request state in arrays indexed by the id; renumber the requests, or drop the "
                               "column to number them 0, 1, ..."))
     if repeat.any():
         rows = inside.arg_true()
         at = int(repeat.arg_true()[0])
         earlier = int(rows[int((checked == checked[at]).arg_true()[0])])
-        problems.append((int(rows[at]), f"{field} {checked[at]} is {row_name(earlier)}'s too; request ids "
+        problems.append((int(rows[at]), f"request_id {checked[at]} is {row_name(earlier)}'s too; request ids "
                                          "must be unique"))
     if problems:
         row, what = min(problems)
