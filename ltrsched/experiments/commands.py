@@ -428,6 +428,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     from ltrsched.experiments.runner import check_jobs, load_summary, open_backend, run_all
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.outputs import check_inputs_kept, check_out_dir
+    from ltrsched.plots.runs import RUN_HASH_COLUMN
     from ltrsched.policies.registry import check_distinct_policies
     from ltrsched.sim.profiles import load_profile
 
@@ -486,12 +487,14 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         stats = run_all(specs, out, progress=True, desc="sweep", backend=runner)  # (a line every 10 s off a terminal)
     rows = []
     for s in specs:
-        summ = load_summary(out, s)
+        run_hash = s.run_hash()  # (its directory's name, runs/<run_hash>: what plot cdf finds the row's run by)
+        summ = load_summary(out, s, run_hash)
         cluster = {"replicas": s.replicas, "router": s.router} if clusters != [(1, None)] else {}
         rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
                      "rate": s.rate, "seed": s.seed, **cluster,
                      **{k: v for k, v in summ.items()
-                        if (v is None or isinstance(v, (int, float))) and k != "num_replicas"}})  # None: undefined
+                        if (v is None or isinstance(v, (int, float))) and k != "num_replicas"},  # None: undefined
+                     RUN_HASH_COLUMN: run_hash})
     table = pl.DataFrame(rows, infer_schema_length=None)
     atomic.write_csv(out / "sweep.csv", table)
     echo_table(table.select(*_shown_keys(table), "latency_per_token_mean", "latency_per_token_p90", "ttft_mean",
