@@ -59,13 +59,25 @@ def test_bisection_rounds_of_a_2x_bracket():
     assert bisection_rounds(16.0, 16.5, 0.05) == 0
 
 
-def test_capacity_prints_its_round_of_about_how_many(tmp_path, capsys, monkeypatch):
-    from cli_helpers import run_cli_fast
+@pytest.fixture(scope="module")
+def small_search(tmp_path_factory):
+    """A small real search (fcfs, 30 lmsys-like requests, 1 seed, up to 16 req/s) with a progress line at every run
+    done: its --out and the command's result."""
+    import os
 
-    monkeypatch.setenv("LTRSCHED_PROGRESS_EVERY_S", "1e-9")  # (a line at every run done)
-    r = run_cli_fast(capsys, "capacity", "-w", "lmsys-like", "-n", "30", "--seeds", "1", "-p", "fcfs",
-                     "--slo", "ttft_p90=0.5", "--tolerance", "0.3", "--max-rate", "16", "--out", tmp_path / "cap", "--jobs", "1")
+    from cli_helpers import run_cli_captured
+
+    out = tmp_path_factory.mktemp("rounds") / "cap"
+    env = {**os.environ, "LTRSCHED_PROGRESS_EVERY_S": "1e-9"}
+    r = run_cli_captured("capacity", "-w", "lmsys-like", "-n", "30", "--seeds", "1", "-p", "fcfs", "--slo",
+                         "ttft_p90=0.5", "--tolerance", "0.3", "--max-rate", "16", "--out", str(out), "--jobs", "1",
+                         env=env)
     assert r.returncode == 0, r.stderr[-2000:]
+    return out, r
+
+
+def test_capacity_prints_its_round_of_about_how_many(small_search):
+    _, r = small_search
     lines = [m.groups() for m in re.finditer(r"capacity round (\d+) of ~(\d+)(?: \(at most (\d+)\))?: (\d+) of (\d+) "
                                              r"runs done, \d+ s", r.stderr)]
     assert lines, r.stderr
@@ -73,3 +85,19 @@ def test_capacity_prints_its_round_of_about_how_many(tmp_path, capsys, monkeypat
     assert [int(g[0]) for g in lines] == sorted(int(g[0]) for g in lines) and rounds >= 2
     assert all(rounds <= int(most or likely) for _, likely, most, _, _ in lines), lines
     assert int(lines[-1][1]) == rounds  # (the last round's estimate: the bracket's bisection, exact)
+
+
+def test_capacity_rates_csv_names_each_rates_runs(small_search):
+    """capacity-rates.csv lists the rates tried; its run_hashes name their runs' directories (runs/<hash>)."""
+    import polars as pl
+
+    from ltrsched.results import read_summary_file
+
+    out, _ = small_search
+    rates = pl.read_csv(out / "capacity-rates.csv", schema_overrides={"run_hashes": pl.String})
+    assert rates.height >= 2
+    hashes = [h for row in rates["run_hashes"] for h in row.split()]
+    assert sorted(hashes) == sorted(d.name for d in (out / "runs").iterdir())
+    for rate, row in zip(rates["rate"], rates["run_hashes"]):
+        (run,) = row.split()  # (one seed)
+        assert read_summary_file(out / "runs" / run / "summary.json")["meta"]["run_spec"]["rate"] == rate

@@ -196,6 +196,9 @@ class RatePoint:
     #: where missing. Empty where not measured (the search measures it while no rate has met the SLOs): then no floor
     #: (:meth:`Search.floor_reached`).
     service: dict[str, list[float]] = field(default_factory=dict)
+    #: The runs' hashes, one per seed in the seeds' order: each run's directory is ``runs/<hash>`` (none for a run
+    #: stopped for preemption thrash: it saves no result). Empty where not recorded.
+    run_hashes: tuple[str, ...] = ()
 
     @property
     def meets(self) -> bool:
@@ -931,15 +934,18 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
         tally.merge(stats)
         points = {}
         for s, rate in open_:
-            stopped = [stats.stopped[h] for h in (spec.run_hash() for spec in batch[id(s)]) if h in stats.stopped]
+            hashes = [spec.run_hash() for spec in batch[id(s)]]
+            runs = list(zip(batch[id(s)], hashes))
+            stopped = [stats.stopped[h] for h in hashes if h in stats.stopped]
             if stopped:
                 points[id(s)] = stopped_point(slos, rate, stopped[0])
                 _say(f"capacity: {describe(s.template)}: {rate:g} req/s misses the SLOs ({STOPPED_TEXT}): {stopped[0]}",
                      bar)
             else:  # (the service, for the floor rule, only while halving: no rate has met the SLOs)
-                services = None if s.low is not None else [service_summary(load_requests(out, spec))
-                                                           for spec in batch[id(s)]]
-                points[id(s)] = evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]], services)
+                services = None if s.low is not None else [service_summary(load_requests(out, spec, h))
+                                                           for spec, h in runs]
+                points[id(s)] = evaluate(slos, rate, [load_summary(out, spec, h) for spec, h in runs], services)
+            points[id(s)].run_hashes = tuple(hashes)
         for s, _ in open_:
             if s.needs_unloaded(points[id(s)]):
                 specs = alone_specs(s.template, seeds)

@@ -159,8 +159,9 @@ def load_summary(out: str | Path, spec: RunSpec, run_hash: str | None = None) ->
     return read_summary_file(run_dir(out, spec, run_hash) / "summary.json")["summary"]
 
 
-def load_requests(out: str | Path, spec: RunSpec) -> pl.DataFrame:
-    return pl.read_parquet(run_dir(out, spec) / "requests.parquet")
+def load_requests(out: str | Path, spec: RunSpec, run_hash: str | None = None) -> pl.DataFrame:
+    """The run's ``requests.parquet``; ``run_hash`` as :func:`load_summary`'s."""
+    return pl.read_parquet(run_dir(out, spec, run_hash) / "requests.parquet")
 
 
 @lru_cache(maxsize=16)
