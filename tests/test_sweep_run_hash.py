@@ -69,3 +69,16 @@ def test_an_old_sweep_csv_plots_by_settings_and_says_where_that_is_ambiguous(cap
     result = run_cli_fast(capsys, "plot", "cdf", str(out), "-o", str(tmp_path / "c.png"))
     assert result.returncode == 0 and "(3 runs" in result.stdout
     assert len(result.stderr.strip().splitlines()) == 1 and "rerun the sweep" in result.stderr
+
+
+def test_a_listed_run_that_is_gone_is_named_in_a_note(capsys, tmp_path):
+    """By hash the runs a sweep.csv lists and runs/ lacks are known: the figure was drawn without them, unsaid."""
+    import shutil
+
+    from ltrsched.plots.runs import load_runs
+
+    out = _alike(tmp_path, hashes=True)
+    shutil.rmtree(out / "runs" / "ccc")
+    notes = []
+    assert [r.path.name for r in load_runs([out], notes)] == ["bbb"]
+    assert len(notes) == 2 and "1 run(s) its sweep.csv lists are not under runs/" in notes[1] and "ccc" in notes[1]

@@ -165,8 +165,8 @@ def load_runs(paths: list[Path], notes: list[str] | None = None) -> list[SavedRu
             notes.append(f"note: {path}: left out {len(left_out)} run(s) under runs/ that its sweep.csv does not list "
                          f"(an earlier sweep's written to the same --out, e.g. {left_out[0].name}); give their "
                          "directories to draw them")
-        if listing is not None and notes is not None and (note := listing.ambiguity_note(path)):
-            notes.append(note)
+        if listing is not None and notes is not None:
+            notes.extend(note for note in (listing.missing_note(path, dirs), listing.ambiguity_note(path)) if note)
     return out
 
 
@@ -197,6 +197,16 @@ class SweepListing:
         for i in found:
             self.matched.setdefault(i, []).append(run.name)
         return bool(found)
+
+    def missing_note(self, path: Path, dirs: list[Path]) -> str | None:
+        """A ``note:`` line where rows name runs that are not among ``dirs`` (the finished runs under ``path``'s
+        ``runs/``: removed since, or never finished), else None: the figure is drawn without them."""
+        missing = sorted(self.hashes - {d.name for d in dirs})
+        if not missing:
+            return None
+        return (f"note: {path}: {len(missing)} run(s) its sweep.csv lists are not under runs/ with their summary.json "
+                f"and requests.parquet (e.g. {', '.join(missing[:3])}); drawn without them (rerun the sweep to compute "
+                "them again)")
 
     def ambiguity_note(self, path: Path) -> str | None:
         """A ``note:`` line where rows without a run hash each matched more than one run (all drawn), else None."""
