@@ -196,8 +196,8 @@ class RatePoint:
     #: where missing. Empty where not measured (the search measures it while no rate has met the SLOs): then no floor
     #: (:meth:`Search.floor_reached`).
     service: dict[str, list[float]] = field(default_factory=dict)
-    #: The runs' hashes, one per seed in the seeds' order: each run's directory is ``runs/<hash>`` (none for a run
-    #: stopped for preemption thrash: it saves no result). Empty where not recorded.
+    #: The runs' hashes, one per seed in the seeds' order: each run's directory is ``runs/<hash>`` (a run stopped for
+    #: preemption thrash has none: it saves no result). Empty where not recorded.
     run_hashes: tuple[str, ...] = ()
 
     @property

@@ -127,7 +127,7 @@ def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame
     """Every rate tried per configuration: each SLO metric's mean over seeds (empty where the runs were stopped),
     whether it met the SLOs, ``note``: ``stopped: preemption thrash`` where a run was stopped, else empty, and
     ``run_hashes``: its runs' hashes, one per seed, space-separated (:attr:`RatePoint.run_hashes`: each run's
-    directory is ``runs/<hash>``; a stopped run has none)."""
+    directory is ``runs/<hash>``; a stopped run's hash has none: it saves no result)."""
     columns = varying_fields([s.template for s in searches])
     rows = []
     for s in searches:

@@ -192,7 +192,7 @@ def _with_item(values: list, bad) -> str:
 
 def _unknown_keys_text(keys: list[str]) -> str:
     """Unknown keys of a sweep file for its error: each as written where it is printable text of up to 40 characters,
-    else as :func:`shown_value` (``"rates\u202e"`` turned the rest of the line right to left), at most
+    else as :func:`shown_value` (``"rates\\u202e"`` turned the rest of the line right to left), at most
     :data:`MAX_SHOWN_KEYS` of them."""
     names = [k if k.isprintable() and 0 < len(k) <= 40 and "," not in k else shown_value(k)
              for k in keys[:MAX_SHOWN_KEYS]]
@@ -247,7 +247,8 @@ def _load_sweep(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> dict:
         raise UserError(f"{path}: expected a table of sweep settings")
     unknown = sorted(set(data) - SWEEP_KEYS)
     if unknown:
-        raise UserError(f"{path}: unknown key(s) {_unknown_keys_text(unknown)}; known: {', '.join(sorted(SWEEP_KEYS))}")
+        raise UserError(f"{path}: unknown key(s) {_unknown_keys_text(unknown)}; "
+                        f"known: {', '.join(sorted(SWEEP_KEYS))}")
     if not data.get("policies"):
         raise UserError(f"{path}: 'policies' must list at least one policy spec")
     _check_sweep_types(data, path)
@@ -383,7 +384,8 @@ def _check_sweep_values(data: dict, path: Path) -> None:
     if any(s < 0 for s in data.get("seeds", [])):
         raise UserError(f"{path}: 'seeds' must be >= 0, got {_with_item(data['seeds'], lambda s: s < 0)}")
     if any(s >= 2**64 for s in data.get("seeds", [])):  # (polars and numpy take 64-bit seeds)
-        raise UserError(f"{path}: 'seeds' must be below 2**64, got {_with_item(data['seeds'], lambda s: s >= 2**64)}")
+        raise UserError(f"{path}: 'seeds' must be below 2**64, got "
+                        f"{_with_item(data['seeds'], lambda s: s >= 2**64)}")
     if data.get("preemption", "swap") not in ("swap", "recompute"):
         raise UserError(f"{path}: 'preemption' must be swap or recompute, got {shown_value(data['preemption'])}")
     for w in data.get("workloads", []):
