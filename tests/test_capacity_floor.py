@@ -121,7 +121,7 @@ def test_an_slo_below_the_bound_is_none_without_a_run(tmp_path, capsys):
     assert table["status"].to_list() == ["none"] * 2 and table["rates_tried"].to_list() == [0, 0]
     md = (out / "capacity.md").read_text()
     assert f"- policy fcfs, profile a100-llama3-8b: none; {reason}\n" in md
-    assert (out / "capacity-rates.csv").read_text() == "policy,profile,rate,ttft_p90,meets_slos,note\n"
+    assert (out / "capacity-rates.csv").read_text() == "policy,profile,rate,ttft_p90,meets_slos,note,run_hashes\n"
     # (a log axis of no rate: a ValueError traceback)
     assert (out / "figures" / "capacity-ttft_p90.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -40,7 +40,7 @@ def test_a_second_search_removes_the_first_ones_figures_of_other_slos_only(tmp_p
     for name, data in mine.items():
         assert (figures / name).read_bytes() == data, name
     assert pl.read_csv(out / "capacity-rates.csv").columns == ["policy", "profile", "rate", "ttft_p90", "meets_slos",
-                                                              "note"]
+                                                              "note", "run_hashes"]
 
 
 def test_the_previous_reports_metrics_are_read_from_its_rates_header_or_none(tmp_path):

@@ -43,6 +43,7 @@ directory, reuses every run it has seen.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -195,6 +196,9 @@ class RatePoint:
     #: where missing. Empty where not measured (the search measures it while no rate has met the SLOs): then no floor
     #: (:meth:`Search.floor_reached`).
     service: dict[str, list[float]] = field(default_factory=dict)
+    #: The runs' hashes, one per seed in the seeds' order: each run's directory is ``runs/<hash>`` (a run stopped for
+    #: preemption thrash has none: it saves no result). Empty where not recorded.
+    run_hashes: tuple[str, ...] = ()
 
     @property
     def meets(self) -> bool:
@@ -806,6 +810,33 @@ class Search:
         else:
             self._next = min(rate, round_rate(cap)) if cap is not None else rate
 
+    def rounds_left(self) -> tuple[int, int]:
+        """Rounds this search still runs, the next one included: (likely, most). Likely: where the rate after the next
+        brackets the capacity (the doubling or halving ends there), then the bisection of that bracket
+        (:func:`bisection_rounds`); where it is bracketed already, its bisection alone (exact, as the rounding of
+        rates goes). Most: every rate up to ``max_rate`` met (doubling) or :data:`MAX_HALVINGS` halvings all missed,
+        then a bisection of a 2x bracket. A floor of unloaded service (:meth:`unloaded_reached`,
+        :meth:`floor_reached`) or the lowest rate (:func:`min_rate`) may end a halving sooner; never later."""
+        if self.done:
+            return 0, 0
+        nxt, tol = self._next, self.tolerance
+        cap = round_rate(self.max_rate)
+        doubled = bisection_rounds(nxt, round_rate(nxt * 2), tol)  # (a 2x bracket at this scale)
+        halvings_left = MAX_HALVINGS + 1 - len(self.points)  # (rates a halving may still try: record's rule)
+        if self.low is not None and self.high is not None:
+            rounds = bisection_rounds(self.low, self.high, tol)
+            return rounds, rounds
+        if self.low is not None:  # doubling: the next rate misses (or, at the cap, meets: done)
+            up = 1 + math.ceil(math.log2(max(cap / nxt, 1.0)))  # rates from the next to the cap
+            likely = 1 + (bisection_rounds(self.low, nxt, tol) if nxt < cap else 0)
+            return likely, max(likely, up + doubled)
+        if self.high is not None:  # halving: the next rate meets
+            likely = 1 + bisection_rounds(nxt, self.high, tol)
+            return likely, max(likely, halvings_left + doubled)
+        up = 1 + math.ceil(math.log2(max(cap / nxt, 1.0)))  # the first round: up or down, one rate more, then bisect
+        likely = 2 + doubled
+        return likely, max(likely, max(up, halvings_left) + doubled)
+
     @property
     def capacity(self) -> float | None:
         return self.low
@@ -823,6 +854,48 @@ class Search:
         if self.high is None:
             return "above max"
         return "found"
+
+
+def bisection_rounds(low: float, high: float, tolerance: float) -> int:
+    """Rounds a search bisecting the bracket [``low``, ``high``] [req/s] runs until ``high / low <= 1 + tolerance``:
+    each round's rate is the bracket's geometric midpoint rounded (:func:`round_rate`), about ``ceil(log2(ln(high /
+    low) / ln(1 + tolerance)))`` (4 for a 2x bracket at 5%); counted keeping the wider half each round (the most the
+    rounding may take), and ending where a midpoint rounds onto an end (:meth:`Search.record`)."""
+    rounds = 0
+    while high / low > 1 + tolerance:
+        mid = round_rate(math.sqrt(low * high))
+        if not low < mid < high:
+            break
+        rounds += 1
+        low, high = (mid, high) if high / mid >= mid / low else (low, mid)
+    return rounds
+
+
+def rounds_estimate(searches: Sequence[Search]) -> tuple[int, int]:
+    """Rounds the searches still run, the next one included: (likely, most), the most of their
+    :meth:`Search.rounds_left` (they advance in lockstep, one round running every open search's next rate)."""
+    left = [s.rounds_left() for s in searches]
+    return max((likely for likely, _ in left), default=0), max((most for _, most in left), default=0)
+
+
+def round_text(number: int, searches: Sequence[Search]) -> str:
+    """What the progress shows of round ``number`` (from 1) of ``searches``: ``capacity round 3 of ~7 (at most 12)``;
+    the estimate is :func:`rounds_estimate`'s, from the searches' state before the round; ``at most`` left out where it
+    is the likely count (a bracket's bisection)."""
+    likely, most = rounds_estimate(searches)
+    text = f"capacity round {number} of ~{number - 1 + likely}"
+    return text + (f" (at most {number - 1 + most})" if most > likely else "")
+
+
+def _show_round(bar, text: str) -> None:
+    """``text`` as ``bar``'s label: the plain line's (:class:`~ltrsched.progress.PlainProgress`, ``LABEL: K of N runs
+    done, S s``) or tqdm's description; nothing without a bar."""
+    from ltrsched.progress import PlainProgress
+
+    if isinstance(bar, PlainProgress):
+        bar.label = text
+    elif bar is not None and hasattr(bar, "set_description"):
+        bar.set_description(text)
 
 
 def specs_at(template: RunSpec, rate: float, seeds: Sequence[int]) -> list[RunSpec]:
@@ -850,25 +923,29 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
             _say(f"capacity: {describe(s.template)}: none; {bound}", bar)
     tally = RunStats()
     served: dict[RunSpec, RunResult] = {}  # the runs serving each request alone, by spec (first_tokens_alone)
-    while True:
+    for number in itertools.count(1):
         open_ = [(s, s.next_rate) for s in searches if s.next_rate is not None]
         if not open_:
             return searches, tally
+        _show_round(bar, round_text(number, searches))  # (the runs done grow each round: this says how far it goes)
         batch = {id(s): specs_at(s.template, rate, seeds) for s, rate in open_}
         stats = run_all([spec for specs in batch.values() for spec in specs], out, backend=backend, bar=bar,
                         progress=False, thrash_ok=True)
         tally.merge(stats)
         points = {}
         for s, rate in open_:
-            stopped = [stats.stopped[h] for h in (spec.run_hash() for spec in batch[id(s)]) if h in stats.stopped]
+            hashes = [spec.run_hash() for spec in batch[id(s)]]
+            runs = list(zip(batch[id(s)], hashes))
+            stopped = [stats.stopped[h] for h in hashes if h in stats.stopped]
             if stopped:
                 points[id(s)] = stopped_point(slos, rate, stopped[0])
                 _say(f"capacity: {describe(s.template)}: {rate:g} req/s misses the SLOs ({STOPPED_TEXT}): {stopped[0]}",
                      bar)
             else:  # (the service, for the floor rule, only while halving: no rate has met the SLOs)
-                services = None if s.low is not None else [service_summary(load_requests(out, spec))
-                                                           for spec in batch[id(s)]]
-                points[id(s)] = evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]], services)
+                services = None if s.low is not None else [service_summary(load_requests(out, spec, h))
+                                                           for spec, h in runs]
+                points[id(s)] = evaluate(slos, rate, [load_summary(out, spec, h) for spec, h in runs], services)
+            points[id(s)].run_hashes = tuple(hashes)
         for s, _ in open_:
             if s.needs_unloaded(points[id(s)]):
                 specs = alone_specs(s.template, seeds)

@@ -125,7 +125,9 @@ def stopped_notes(searches: Sequence[Search]) -> list[str]:
 
 def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame:
     """Every rate tried per configuration: each SLO metric's mean over seeds (empty where the runs were stopped),
-    whether it met the SLOs, and ``note``: ``stopped: preemption thrash`` where a run was stopped, else empty."""
+    whether it met the SLOs, ``note``: ``stopped: preemption thrash`` where a run was stopped, else empty, and
+    ``run_hashes``: its runs' hashes, one per seed, space-separated (:attr:`RatePoint.run_hashes`: each run's
+    directory is ``runs/<hash>``; a stopped run's hash has none: it saves no result)."""
     columns = varying_fields([s.template for s in searches])
     rows = []
     for s in searches:
@@ -133,9 +135,10 @@ def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame
             p = s.points[rate]
             rows.append({**{c: getattr(s.template, c) for c in columns}, "rate": rate,
                          **{slo.metric: None if p.stopped else p.means[slo.metric] for slo in slos},
-                         "meets_slos": p.meets, "note": STOPPED_TEXT if p.stopped else ""})
+                         "meets_slos": p.meets, "note": STOPPED_TEXT if p.stopped else "",
+                         "run_hashes": " ".join(p.run_hashes)})
     schema = {"rate": pl.Float64, **{slo.metric: pl.Float64 for slo in slos}, "meets_slos": pl.Boolean,
-              "note": pl.String}
+              "note": pl.String, "run_hashes": pl.String}
     if not rows:  # (every search ruled out before any run: the file has its header, not nothing)
         return pl.DataFrame(schema={**{c: pl.String for c in columns}, **schema})
     return pl.DataFrame(rows, schema_overrides=schema)

@@ -160,6 +160,46 @@ SWEEP_KEYS = set(SWEEP_LISTS) | set(SWEEP_SCALARS)
 DEFAULT_MAX_RUNS = 10_000
 
 
+#: Sweep keys holding specs (policies, routers, a scoring, ...), not paths: what :data:`MAX_SPEC_CHARS` bounds.
+SPEC_KEYS = ("policies", "routers", "scoring", "arrival", "preemption")
+#: Longest spec a sweep file may give [characters] (``ltr:tau=0.62,starve=200,quantum=10`` is 34): a policy of
+#: 600,000 characters was echoed whole in its one-line error ("unknown policy 'a a a ...'", 600,499 characters).
+MAX_SPEC_CHARS = 1000
+#: Most unknown keys an error names (a file of 10,000 of them was a line of 69,140 characters).
+MAX_SHOWN_KEYS = 10
+
+
+def shown_value(value) -> str:
+    """A sweep file's value as its one-line errors show it: Python's repr (a control character, a bidirectional-text
+    override escaped), cut to 6 items of a list, 4 of a table, 60 characters of a text and 40 digits of a number
+    (:mod:`reprlib`). A list of 10,000 seeds with one below 0 was a line of 58,965 characters."""
+    import reprlib
+
+    shown = reprlib.Repr()
+    shown.maxlist, shown.maxdict, shown.maxstring, shown.maxother, shown.maxlong, shown.maxlevel = 6, 4, 60, 60, 40, 3
+    return shown.repr(value)
+
+
+def _with_item(values: list, bad) -> str:
+    """A sweep file's list as its error shows it (:func:`shown_value`), and where that cuts it, its first item for which
+    ``bad`` holds, with its place: ``[0, 1, 2, 3, 4, 5, ...] (item 10,000: -1)``."""
+    text = shown_value(values)
+    if len(values) <= 6:
+        return text
+    i = next((i for i, v in enumerate(values) if bad(v)), None)
+    return text if i is None else f"{text} (item {i + 1:,}: {shown_value(values[i])})"
+
+
+def _unknown_keys_text(keys: list[str]) -> str:
+    """Unknown keys of a sweep file for its error: each as written where it is printable text of up to 40 characters,
+    else as :func:`shown_value` (``"rates\\u202e"`` turned the rest of the line right to left), at most
+    :data:`MAX_SHOWN_KEYS` of them."""
+    names = [k if k.isprintable() and 0 < len(k) <= 40 and "," not in k else shown_value(k)
+             for k in keys[:MAX_SHOWN_KEYS]]
+    more = f" and {len(keys) - MAX_SHOWN_KEYS:,} more" if len(keys) > MAX_SHOWN_KEYS else ""
+    return ", ".join(names) + more
+
+
 def sweep_run_count(data: dict) -> tuple[int, str]:
     """How many runs a checked sweep file's settings ``data`` multiply out to (workloads x policies x profiles x
     rates x seeds x clusters, each lone replica one cluster and each larger count one per router), computed from
@@ -207,7 +247,8 @@ def _load_sweep(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> dict:
         raise UserError(f"{path}: expected a table of sweep settings")
     unknown = sorted(set(data) - SWEEP_KEYS)
     if unknown:
-        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(SWEEP_KEYS))}")
+        raise UserError(f"{path}: unknown key(s) {_unknown_keys_text(unknown)}; "
+                        f"known: {', '.join(sorted(SWEEP_KEYS))}")
     if not data.get("policies"):
         raise UserError(f"{path}: 'policies' must list at least one policy spec")
     _check_sweep_types(data, path)
@@ -271,18 +312,31 @@ def _check_sweep_types(data: dict, path: Path) -> None:
         if key in SWEEP_LISTS:
             types = SWEEP_LISTS[key]
             if not isinstance(value, list) or not value or any(isinstance(v, bool) or not isinstance(v, types) for v in value):
-                raise UserError(f"{path}: {key!r} must be a non-empty list, each item {_type_name(types)}; got {value!r}")
+                raise UserError(f"{path}: {key!r} must be a non-empty list, each item {_type_name(types)}; got "
+                                f"{shown_value(value)}")
             blank = next((i for i, v in enumerate(value) if isinstance(v, str) and not v.strip()), None)
             if blank is not None:  # (workloads = [""] was "workload '.' is a directory": the sweep file's own)
                 raise UserError(f"{path}: {key!r} item {blank + 1} of {len(value)} is empty ({value[blank]!r})")
+            if key in SPEC_KEYS:
+                for i, v in enumerate(value):
+                    _check_spec_length(v, f"{path}: {key!r} item {i + 1} of {len(value)}")
             if key in ("policies", "routers"):  # ("fcfs\n" ran, and its line break split sweep.csv's rows and table)
                 for i, v in enumerate(value):
                     check_printable(v, f"{path}: {key!r} item {i + 1} of {len(value)}")
             twice = first_repeat(value)
             if twice is not None:  # it ran once and its row appeared twice in sweep.csv
-                raise UserError(f"{path}: {key!r} lists {twice!r} twice")
+                raise UserError(f"{path}: {key!r} lists {shown_value(twice)} twice")
         elif isinstance(value, bool) or not isinstance(value, SWEEP_SCALARS[key]):
-            raise UserError(f"{path}: {key!r} must be {_type_name(SWEEP_SCALARS[key])}, got {value!r}")
+            raise UserError(f"{path}: {key!r} must be {_type_name(SWEEP_SCALARS[key])}, got {shown_value(value)}")
+        elif key in SPEC_KEYS:
+            _check_spec_length(value, f"{path}: {key!r}")
+
+
+def _check_spec_length(value: str, where: str) -> None:
+    """One-line :class:`UserError` for a spec longer than :data:`MAX_SPEC_CHARS` (``where``: the file and key)."""
+    if len(value) > MAX_SPEC_CHARS:
+        raise UserError(f"{where} is {len(value):,} characters long, more than the {MAX_SPEC_CHARS:,} a spec may have "
+                        f"(it starts {shown_value(value[:40])})")
 
 
 def _check_sweep_values(data: dict, path: Path) -> None:
@@ -296,12 +350,12 @@ def _check_sweep_values(data: dict, path: Path) -> None:
 
     arrival = data.get("arrival", "burst")
     if arrival not in ARRIVALS:
-        raise UserError(f"{path}: 'arrival' must be one of {', '.join(ARRIVALS)}, got {arrival!r}")
+        raise UserError(f"{path}: 'arrival' must be one of {', '.join(ARRIVALS)}, got {shown_value(arrival)}")
     if arrival in ("poisson", "gamma") and "rates" not in data:
         raise UserError(f"{path}: arrival {arrival!r} needs 'rates' [req/s]")
     for key in ("rates", "duration"):  # nothing is silently ignored
         if arrival == "burst" and key in data:
-            raise UserError(f"{path}: {key!r} = {data[key]!r} has no effect with arrival \"burst\""
+            raise UserError(f"{path}: {key!r} = {shown_value(data[key])} has no effect with arrival \"burst\""
                             f"{'' if 'arrival' in data else ' (the default)'}, where every request arrives at "
                             "t = 0; add arrival = \"poisson\" (or \"gamma\", or \"replay\" for a trace)")
 
@@ -314,25 +368,26 @@ def _check_sweep_values(data: dict, path: Path) -> None:
     for i, rate in enumerate(data.get("rates", [])):
         check_rate(rate, f"{path}: 'rates' item {i + 1} of {len(data['rates'])}:", burst='arrival = "burst"')
     if data.get("num_requests", 1) < 1:
-        raise UserError(f"{path}: 'num_requests' must be >= 1, got {data['num_requests']}")
+        raise UserError(f"{path}: 'num_requests' must be >= 1, got {shown_value(data['num_requests'])}")
     for key in ("max_num_batched_tokens", "max_num_seqs", "block_size"):  # (SimConfig's rule, as 'max_model_len')
         if reason := limit_rules.not_positive(key, data.get(key), repr):
             raise UserError(f"{path}: {reason}")
     if any(r < 1 for r in data.get("replicas", [])):
-        raise UserError(f"{path}: 'replicas' must be >= 1, got {data['replicas']}")
+        raise UserError(f"{path}: 'replicas' must be >= 1, got {_with_item(data['replicas'], lambda r: r < 1)}")
     from ltrsched.sim.cluster import MAX_REPLICAS
 
     if any(r > MAX_REPLICAS for r in data.get("replicas", [])):  # (was found by its first run, after the others)
         raise UserError(f"{path}: 'replicas' must be at most {MAX_REPLICAS:,}, got {max(data['replicas']):,}")
     if "routers" in data and not any(n > 1 for n in data.get("replicas", [1])):  # nothing is silently ignored
-        raise UserError(f"{path}: 'routers' = {data['routers']!r} has no effect without a replica count above 1 "
-                        "(a lone replica needs no router); add e.g. replicas = [1, 4]")
+        raise UserError(f"{path}: 'routers' = {shown_value(data['routers'])} has no effect without a replica count "
+                        "above 1 (a lone replica needs no router); add e.g. replicas = [1, 4]")
     if any(s < 0 for s in data.get("seeds", [])):
-        raise UserError(f"{path}: 'seeds' must be >= 0, got {data['seeds']}")
+        raise UserError(f"{path}: 'seeds' must be >= 0, got {_with_item(data['seeds'], lambda s: s < 0)}")
     if any(s >= 2**64 for s in data.get("seeds", [])):  # (polars and numpy take 64-bit seeds)
-        raise UserError(f"{path}: 'seeds' must be below 2**64, got {data['seeds']}")
+        raise UserError(f"{path}: 'seeds' must be below 2**64, got "
+                        f"{_with_item(data['seeds'], lambda s: s >= 2**64)}")
     if data.get("preemption", "swap") not in ("swap", "recompute"):
-        raise UserError(f"{path}: 'preemption' must be swap or recompute, got {data['preemption']!r}")
+        raise UserError(f"{path}: 'preemption' must be swap or recompute, got {shown_value(data['preemption'])}")
     for w in data.get("workloads", []):
         if w not in BUILTIN and Path(w).is_dir():  # (it said "neither a file nor a built-in", of a path that is)
             raise UserError(f"{path}: workload {w!r} is a directory, not a file")
@@ -428,6 +483,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     from ltrsched.experiments.runner import check_jobs, load_summary, open_backend, run_all
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.outputs import check_inputs_kept, check_out_dir
+    from ltrsched.plots.runs import RUN_HASH_COLUMN
     from ltrsched.policies.registry import check_distinct_policies
     from ltrsched.sim.profiles import load_profile
 
@@ -486,12 +542,14 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         stats = run_all(specs, out, progress=True, desc="sweep", backend=runner)  # (a line every 10 s off a terminal)
     rows = []
     for s in specs:
-        summ = load_summary(out, s)
+        run_hash = s.run_hash()  # (its directory's name, runs/<run_hash>: what plot cdf finds the row's run by)
+        summ = load_summary(out, s, run_hash)
         cluster = {"replicas": s.replicas, "router": s.router} if clusters != [(1, None)] else {}
         rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
                      "rate": s.rate, "seed": s.seed, **cluster,
                      **{k: v for k, v in summ.items()
-                        if (v is None or isinstance(v, (int, float))) and k != "num_replicas"}})  # None: undefined
+                        if (v is None or isinstance(v, (int, float))) and k != "num_replicas"},  # None: undefined
+                     RUN_HASH_COLUMN: run_hash})
     table = pl.DataFrame(rows, infer_schema_length=None)
     atomic.write_csv(out / "sweep.csv", table)
     echo_table(table.select(*_shown_keys(table), "latency_per_token_mean", "latency_per_token_p90", "ttft_mean",

@@ -128,8 +128,9 @@ def read_plotted_columns(path: Path) -> pl.DataFrame:
 
 def load_runs(paths: list[Path], notes: list[str] | None = None) -> list[SavedRun]:
     """Every run under ``paths`` (run directories, or sweep/reproduce output directories). Of a sweep directory
-    (one with a ``sweep.csv``) only the runs its ``sweep.csv`` lists: runs an earlier sweep file wrote to the same
-    ``--out`` are left out, and a line saying so is appended to ``notes``."""
+    (one with a ``sweep.csv``) only the runs its ``sweep.csv`` lists (by their run hash, else by their settings and
+    numbers: :class:`SweepListing`): runs an earlier sweep file wrote to the same ``--out`` are left out, and a line
+    saying so is appended to ``notes`` (and one where rows without a run hash each matched several runs)."""
     from ltrsched.results import read_summary_file
 
     out, seen = [], set()
@@ -139,6 +140,7 @@ def load_runs(paths: list[Path], notes: list[str] | None = None) -> list[SavedRu
             raise UserError(f"{path}: no such directory")
         dirs = _run_dirs(path)
         rows = _sweep_rows(path) if len(dirs) > 1 or dirs[0] != path else None
+        listing = SweepListing(rows) if rows is not None else None
         left_out = []
         for d in dirs:
             if d.resolve() in seen:  # the same run named twice (or a run and its sweep directory): one line
@@ -147,7 +149,7 @@ def load_runs(paths: list[Path], notes: list[str] | None = None) -> list[SavedRu
                 data = read_summary_file(d / "summary.json")
                 meta = data.get("meta") or {}
                 _check_meta(meta)
-                if rows is not None and not any(_lists(row, meta, data["summary"]) for row in rows):
+                if listing is not None and not listing.lists(d, meta, data["summary"]):
                     left_out.append(d)  # (read only its summary: another sweep's run)
                     continue
                 requests = read_plotted_columns(d / "requests.parquet")
@@ -163,11 +165,58 @@ def load_runs(paths: list[Path], notes: list[str] | None = None) -> list[SavedRu
             notes.append(f"note: {path}: left out {len(left_out)} run(s) under runs/ that its sweep.csv does not list "
                          f"(an earlier sweep's written to the same --out, e.g. {left_out[0].name}); give their "
                          "directories to draw them")
+        if listing is not None and notes is not None:
+            notes.extend(note for note in (listing.missing_note(path, dirs), listing.ambiguity_note(path)) if note)
     return out
 
 
 #: sweep.csv's columns that name a run's settings, as its run spec holds them.
 _SWEEP_KEYS = ("workload", "policy", "profile", "arrival", "rate", "seed", "replicas", "router")
+#: sweep.csv's column holding each row's run hash (:meth:`~ltrsched.experiments.runspec.RunSpec.run_hash`, the run
+#: cache's key): the name of the run's directory, ``runs/<run_hash>``. A sweep.csv written before it existed has none.
+RUN_HASH_COLUMN = "run_hash"
+
+
+class SweepListing:
+    """Which runs under a sweep directory's ``runs/`` its ``sweep.csv`` (``rows``) lists: a row that names its run
+    (:data:`RUN_HASH_COLUMN`) lists the run directory of that name; a row without one (a sweep.csv written before the
+    column existed) lists every run whose settings and summary numbers it holds (:func:`_lists`), which cannot tell
+    apart two runs alike in both (e.g. two sweep files' runs differing only in a setting sweep.csv has no column for,
+    that gave the same numbers): :meth:`ambiguity_note` says where that happened."""
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        self.hashes = {row[RUN_HASH_COLUMN] for row in rows if isinstance(row.get(RUN_HASH_COLUMN), str)}
+        self.unnamed = [row for row in rows if not isinstance(row.get(RUN_HASH_COLUMN), str)]
+        self.matched: dict[int, list[str]] = {}  # an unnamed row's index -> the run directories it matched
+
+    def lists(self, run: Path, meta: dict[str, Any], summary: dict[str, Any]) -> bool:
+        """Whether the run in directory ``run`` (its summary's ``meta`` and ``summary``) is one the sweep.csv lists."""
+        if run.name in self.hashes:
+            return True
+        found = [i for i, row in enumerate(self.unnamed) if _lists(row, meta, summary)]
+        for i in found:
+            self.matched.setdefault(i, []).append(run.name)
+        return bool(found)
+
+    def missing_note(self, path: Path, dirs: list[Path]) -> str | None:
+        """A ``note:`` line where rows name runs that are not among ``dirs`` (the finished runs under ``path``'s
+        ``runs/``: removed since, or never finished), else None: the figure is drawn without them."""
+        missing = sorted(self.hashes - {d.name for d in dirs})
+        if not missing:
+            return None
+        return (f"note: {path}: {len(missing)} run(s) its sweep.csv lists are not under runs/ with their summary.json "
+                f"and requests.parquet (e.g. {', '.join(missing[:3])}); drawn without them (rerun the sweep to compute "
+                "them again)")
+
+    def ambiguity_note(self, path: Path) -> str | None:
+        """A ``note:`` line where rows without a run hash each matched more than one run (all drawn), else None."""
+        alike = [runs for runs in self.matched.values() if len(runs) > 1]
+        if not alike:
+            return None
+        return (f"note: {path}: its sweep.csv has no {RUN_HASH_COLUMN} column (an earlier version's), and {len(alike)} "
+                f"of its rows each match more than one run under runs/ by settings and numbers (e.g. "
+                f"{', '.join(alike[0][:3])}); all are drawn: rerun the sweep to write the column, or give the runs' "
+                "directories")
 
 
 def _sweep_rows(path: Path) -> list[dict[str, Any]] | None:
@@ -177,7 +226,8 @@ def _sweep_rows(path: Path) -> list[dict[str, Any]] | None:
     if not table.is_file():
         return None
     try:
-        return pl.read_csv(table, infer_schema_length=None).to_dicts()
+        # (a hash of digits only read as a number: 0012... lost its zeros)
+        return pl.read_csv(table, infer_schema_length=None, schema_overrides={RUN_HASH_COLUMN: pl.String}).to_dicts()
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise UserError(f"{table}: cannot read the sweep's table of runs ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}); rerun the sweep, or give the runs' "
@@ -204,7 +254,8 @@ def _lists(row: dict[str, Any], meta: dict[str, Any], summary: dict[str, Any]) -
     for key in _SWEEP_KEYS:
         if key in row and not _same(row[key], spec.get(key)):
             return False
-    return all(_same(value, summary[key]) for key, value in row.items() if key not in _SWEEP_KEYS and key in summary)
+    return all(_same(value, summary[key]) for key, value in row.items()
+               if key not in _SWEEP_KEYS and key != RUN_HASH_COLUMN and key in summary)
 
 
 def varying(runs: list[SavedRun], names: tuple[str, ...]) -> list[str]:
