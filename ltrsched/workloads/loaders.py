@@ -160,6 +160,7 @@ from ltrsched.workloads.sharegpt import (
     may_give_system_text, record_hint,
     records_key,
 )
+from ltrsched.workloads.stream_files import log_records
 from ltrsched.workloads.system_key import SYSTEM_KEY, join_system_column, system_column, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_text_hint, lf_line_ends, lone_surrogate
@@ -230,7 +231,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
     batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
     totals_off = TotalsOff()  # usage objects whose total_tokens is not prompt + completion (a note)
-    for lineno, rec in jsonl_records(path):
+    for lineno, rec in log_records(path):  # (a dump of streamed responses: one usage a stream, stream_files)
         if is_logged_exchange(rec):  # (a request file's line: read as one, its 'response' object was refused as no
             # text, as an OpenAI Batch API output line's would be)
             raise UserError(f"{path}:{lineno}: a request log's {{\"request\", \"response\"}} record, and the first "
@@ -1486,8 +1487,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             # ("anthropic's too": input_tokens/output_tokens, an Anthropic response and streamed chunks read since;
             # "status text": a Batch API line's status_code "200" a success since; "both apis": a usage of OpenAI's and
             # Anthropic's keys that disagree refused since, where OpenAI's were read; "anthropic events": a streamed
-            # Anthropic response's events read since, where they were left out)
-            **({"openai usage": "read, anthropic's too, status text, both apis, anthropic events"}
+            # Anthropic response's events read since, where they were left out; "logs": responses logged as server-sent
+            # events, Responses API, completions and LiteLLM records, reasoning text read since: log_records, sse_logs)
+            **({"openai usage": "read, anthropic's too, status text, both apis, anthropic events, logs"}
                if may_give_usage(path) else {}),
             # (a request file's 'id' of whole numbers read as its ids since this marker: runs cached before numbered
             # the requests)
