@@ -244,6 +244,19 @@ def test_a_litellm_logs_counts_beside_a_response_without_usage_are_read(tmp_path
     assert lengths(write(tmp_path / "l.jsonl", [record])) == ([20], [11])
 
 
+@pytest.mark.parametrize("empty", [{}, "", None])
+def test_a_litellm_spend_log_without_its_prompts_is_a_trace_of_lengths(tmp_path, empty):
+    """LiteLLM's default spend log stores no prompt (messages and response empty): it was refused, "'response' must
+    be text (a JSON string), got {}"."""
+    rows = [{**litellm(i), "messages": empty, "response": empty} for i in range(3)]
+    path = write(tmp_path / "l.jsonl", rows)
+    w = load_workload(path)
+    assert not w.has_text
+    df = w.df.sort("arrival_time")
+    assert (df["prompt_tokens"].to_list(), df["output_tokens"].to_list()) == ([20, 21, 22], [11, 12, 13])
+    assert df["arrival_time"].to_list() == [0.0, 2.0, 4.0]
+
+
 def test_a_litellm_logs_counts_that_disagree_with_its_usage_are_refused(tmp_path, capsys):
     path = write(tmp_path / "l.jsonl", [litellm(0, prompt_tokens=99)])
     assert_one_line_error(run_cli_fast(capsys, "workloads", path),

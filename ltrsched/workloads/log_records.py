@@ -7,7 +7,8 @@ and ``usage`` (:mod:`ltrsched.workloads.openai_usage` reads those).
   response ``response.completed`` carries (:func:`responses_stream`).
 - LiteLLM's spend logs and logging callbacks' payloads (``messages``, ``response``: a chat completion, and
   ``prompt_tokens``/``completion_tokens``/``total_tokens`` beside them, ``startTime``, a ``request_id``):
-  as a request log's exchange (:func:`litellm_exchange`).
+  as a request log's exchange (:func:`litellm_exchange`); a spend log row without its prompt as a request of
+  lengths alone (:func:`litellm_lengths`).
 
 The output's length [tokens] is every token the model generated, its reasoning included: OpenAI's
 ``completion_tokens`` and the Responses API's ``output_tokens`` count their ``reasoning_tokens`` (a detail, not added
@@ -159,6 +160,22 @@ def litellm_exchange(record: dict, where: str) -> dict:
     if record.get("startTime") is not None and not any(arrival_suffix(k) is not None for k in rest):
         rest["arrival_time"] = rest.pop("startTime")
     return {"request": {"messages": record["messages"]}, "response": response, **rest}
+
+
+def litellm_lengths(record):
+    """A LiteLLM spend log row that does not store its prompt (``messages`` and ``response`` empty: ``{}``, ``""``,
+    null, LiteLLM's default) as a request line of lengths alone: its ``prompt_tokens``/``completion_tokens``, its
+    ``request_id`` as its ``id``, its ``startTime`` as its ``arrival_time`` (:func:`litellm_exchange`'s rule). Any
+    other record as it is. (It was refused: "'response' must be text (a JSON string), got {}".)"""
+    if not (isinstance(record, dict) and any(k in record for k in LITELLM_KEYS)
+            and all(not record.get(k) for k in ("messages", "response")) and "prompt" not in record):
+        return record
+    read = {k: v for k, v in record.items() if k not in ("messages", "response", "request_id")}
+    if record.get("request_id") is not None:
+        read.setdefault("id", record["request_id"])
+    if record.get("startTime") is not None and not any(arrival_suffix(k) is not None for k in read):
+        read["arrival_time"] = read.pop("startTime")
+    return read
 
 
 def _number(value):

@@ -1,5 +1,7 @@
-"""A ``.jsonl`` that is a dump of streamed responses (server-sent events: :mod:`ltrsched.workloads.sse_logs`) read
-as requests of lengths alone, one a stream, from each stream's usage.
+"""A ``.jsonl``'s records as :func:`~ltrsched.workloads.loaders.load_jsonl` reads them: a dump of streamed responses
+(server-sent events: :mod:`ltrsched.workloads.sse_logs`) as requests of lengths alone, one a stream, from each
+stream's usage; a LiteLLM spend log row without its prompt as its lengths
+(:func:`~ltrsched.workloads.log_records.litellm_lengths`); other lines as they are.
 
 Such a file holds the responses alone, no request (no prompt text), so a stream's lengths are its usage's
 (``prompt_tokens``/``completion_tokens``, or Anthropic's ``input_tokens``/``output_tokens``: read as a request line's
@@ -14,6 +16,7 @@ from typing import Iterator
 
 from ltrsched.errors import UserError
 from ltrsched.workloads.jsonl import jsonl_records
+from ltrsched.workloads.log_records import litellm_lengths
 from ltrsched.workloads.openai_usage import INPUT_COUNTS, USAGE_COUNTS, served_response
 from ltrsched.workloads.sse_logs import INCLUDE_USAGE, file_streams
 
@@ -21,10 +24,11 @@ from ltrsched.workloads.sse_logs import INCLUDE_USAGE, file_streams
 def log_records(path: Path) -> Iterator[tuple[int, object]]:
     """``(line, record)`` of a ``.jsonl``: each stream of a dump of streamed responses as ``{"usage": {...}}``
     (:func:`stream_usage`, ``line`` its first line), else each line's JSON value
-    (:func:`~ltrsched.workloads.jsonl.jsonl_records`)."""
+    (:func:`~ltrsched.workloads.jsonl.jsonl_records`; a LiteLLM spend log row without its prompt as its lengths:
+    :func:`~ltrsched.workloads.log_records.litellm_lengths`)."""
     streams = file_streams(path)
     if streams is None:
-        yield from jsonl_records(path)
+        yield from ((line, litellm_lengths(record)) for line, record in jsonl_records(path))
         return
     for line, events in streams:
         yield line, stream_usage(events, f"{path}:{line}")
