@@ -106,6 +106,13 @@ def test_a_dump_of_openai_streams_is_a_trace_of_lengths_from_their_usage(tmp_pat
     assert lengths(str(tmp_path / "n.jsonl")) == ([20, 21, 22], [11, 12, 13])
 
 
+def test_a_dump_of_streams_is_read_when_a_split_is_asked(tmp_path):
+    """A file's own split is looked for in its records as load_jsonl reads them: a dump of streams was "not valid
+    JSON" there (train/evaluate --split)."""
+    (tmp_path / "s.jsonl").write_text("".join(sse_text(chunks(i)) for i in range(3)))
+    assert len(load_workload(str(tmp_path / "s.jsonl"), split="train")) == 3
+
+
 @pytest.mark.parametrize("shape", ["text", "objects"])
 def test_a_dump_of_anthropic_streams_is_read(tmp_path, shape):
     """Anthropic's SSE (event: and data: lines), or its events one {"event", "data"} object a line: the latter was

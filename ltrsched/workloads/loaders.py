@@ -1927,7 +1927,7 @@ def _split_rows(df: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
     suffix = path.suffix.lower()
     rows = df[FILE_ROW]
     if suffix == ".jsonl":
-        records = [(line, rec) for line, rec in jsonl_records(path) if isinstance(rec, dict)]
+        records = [(line, rec) for line, rec in log_records(path) if isinstance(rec, dict)]  # (as load_jsonl)
         if not any(SPLIT_NAME in rec for _, rec in records):
             return None
         given = {line: rec.get(SPLIT_NAME) for line, rec in records}
