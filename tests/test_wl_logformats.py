@@ -106,6 +106,19 @@ def test_a_dump_of_openai_streams_is_a_trace_of_lengths_from_their_usage(tmp_pat
     assert lengths(str(tmp_path / "n.jsonl")) == ([20, 21, 22], [11, 12, 13])
 
 
+@pytest.mark.parametrize("suffix", [".txt", ".log", ".sse"])
+def test_a_dump_of_streams_of_another_suffix_is_refused_saying_to_name_it_jsonl(tmp_path, capsys, suffix):
+    """It was "a .txt file holds prompts without output lengths" or "unknown workload format"."""
+    (tmp_path / f"s{suffix}").write_text(sse_text(anthropic_events(), named=True, done=False))
+    assert_one_line_error(run_cli_fast(capsys, "workloads", str(tmp_path / f"s{suffix}")),
+                          f"s{suffix}: a dump of streamed responses", "name it s.jsonl")
+
+
+def test_a_prompts_file_that_opens_with_data_is_no_stream_dump(tmp_path, capsys):
+    (tmp_path / "p.txt").write_text("data: what does it say about the users?\n")
+    assert_one_line_error(run_cli_fast(capsys, "workloads", str(tmp_path / "p.txt")), "holds prompts")
+
+
 def test_a_dump_of_streams_is_read_when_a_split_is_asked(tmp_path):
     """A file's own split is looked for in its records as load_jsonl reads them: a dump of streams was "not valid
     JSON" there (train/evaluate --split)."""

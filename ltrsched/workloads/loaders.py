@@ -160,6 +160,7 @@ from ltrsched.workloads.sharegpt import (
     may_give_system_text, record_hint,
     records_key,
 )
+from ltrsched.workloads.sse_logs import stream_dump_error
 from ltrsched.workloads.stream_files import log_records
 from ltrsched.workloads.system_key import SYSTEM_KEY, join_system_column, system_column, system_text
 from ltrsched.workloads.tokenizer import count_tokens
@@ -1883,11 +1884,11 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
     elif suffix == ".csv":
         df = load_csv(path, arrival)
     elif suffix == ".txt":  # (prompts only: a workload needs each request's output length)
-        raise UserError(f"{path}: a .txt file holds prompts without output lengths; label them with `ltrsched label "
+        raise UserError(stream_dump_error(path) or f"{path}: a .txt file holds prompts without output lengths; label them with `ltrsched label "
                         "--prompts FILE.txt` (one prompt per line), or give each its length in a .jsonl "
                         "({\"prompt\": ..., \"output_tokens\": N} per line)")
     else:  # (a .csv.gz said "unknown workload format '.gz'" alone)
-        raise UserError(file_not_text_hint(path)
+        raise UserError(file_not_text_hint(path) or stream_dump_error(path)
                         or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
     keep = _split_rows(df, path, split) if split in FILE_SPLITS else None  # (a file's own split, where one is asked)

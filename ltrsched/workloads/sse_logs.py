@@ -153,6 +153,25 @@ def file_streams(path: Path) -> Iterator[tuple[int, list]] | None:
     return _streams(datas, path)
 
 
+#: A stream dump's first line: an event's JSON data (or OpenAI's end), or an event's name (Anthropic's).
+_DUMP_START = re.compile(r"^\ufeff?(?:data: ?(?:[{\[]|\[DONE\])|event: ?[A-Za-z_.]+\s*$)")
+
+
+def stream_dump_error(path: Path) -> str | None:
+    """The one-line error for a file of another suffix (``.txt``, ``.log``, ``.sse``) whose first non-blank line
+    starts a dump of streamed responses (:data:`_DUMP_START`): it is read as a ``.jsonl``. None for any other file.
+    (A ``.txt`` was "a .txt file holds prompts without output lengths", another suffix "unknown workload format".)"""
+    try:
+        with path.open("rb") as fh:
+            first = next((raw for raw in fh if raw.strip()), b"")[:4096].decode("utf-8", "replace")
+    except OSError:
+        return None
+    if not _DUMP_START.match(first.strip()):
+        return None
+    return (f"{path}: a dump of streamed responses (server-sent events, 'data: ...' lines), which a .jsonl is read "
+            f"as: name it {path.stem}.jsonl")
+
+
 def _record_datas(path: Path) -> Iterator[tuple[int, str]]:
     """``(line, data)`` of a ``.jsonl`` of SSE events as objects; one-line :class:`UserError` for a line that is no
     such object (a file of events holds events alone)."""
