@@ -145,6 +145,24 @@ def test_a_dumped_stream_without_usage_is_refused_saying_how_to_get_it(tmp_path,
                           "s.jsonl:27: a streamed response without usage", "stream_options {\"include_usage\": true}")
 
 
+@pytest.mark.parametrize("stream, says", [
+    ([{"id": "a", "choices": [{"index": i, "delta": {"content": "x"}}]} for i in range(2)]
+     + [{"id": "a", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 6}}],
+     "s.jsonl:1: a streamed response of 2 choices (n > 1)"),
+    ([{"error": {"message": "rate limited", "type": "rate_limit"}}], "s.jsonl:1: a streamed response that failed"),
+    ([anthropic_events()[0], {"type": "error", "error": {"type": "overloaded_error"}}],
+     "s.jsonl:1: a streamed response that failed"),
+])
+def test_a_dumped_stream_of_two_choices_or_an_error_is_refused(tmp_path, capsys, stream, says):
+    (tmp_path / "s.jsonl").write_text(sse_text(stream))
+    assert_one_line_error(run_cli_fast(capsys, "workloads", str(tmp_path / "s.jsonl")), says)
+
+
+def test_a_dump_with_crlf_line_ends_is_read(tmp_path):
+    (tmp_path / "s.jsonl").write_bytes("".join(sse_text(chunks(i)) for i in range(2)).replace("\n", "\r\n").encode())
+    assert lengths(str(tmp_path / "s.jsonl")) == ([20, 21], [11, 12])
+
+
 @pytest.mark.parametrize("usage, says", [
     ({"prompt_tokens": 12.5}, "key 'usage.prompt_tokens' in line 1 is 12.5, not a token count"),
     ({"prompt_tokens": True}, "key 'usage.prompt_tokens' in line 1 is True, not a token count"),

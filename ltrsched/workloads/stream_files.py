@@ -40,8 +40,8 @@ def stream_usage(events: list, where: str) -> dict:
     stream's first line) for a stream that failed, of several choices, or whose usage lacks a count."""
     response = served_response(events, where)
     if not isinstance(response, dict) or response.get("error") is not None:
-        raise UserError(f"{where}: a streamed response that failed (an error event): a dump of streams gives no "
-                        "request to leave out in its stead; remove the stream")
+        raise UserError(f"{where}: a streamed response that failed (an error event), a request not served: remove "
+                        "its stream from the dump")
     choices = response.get("choices")
     if isinstance(choices, list) and len(choices) > 1:
         raise UserError(f"{where}: a streamed response of {len(choices)} choices (n > 1), and its usage counts them "
