@@ -244,6 +244,18 @@ def test_a_responses_api_exchange_is_read_with_its_reasoning_tokens(tmp_path, gi
     assert lengths(path) == ([30], [140])
 
 
+def test_a_responses_api_exchange_answered_by_a_tool_call_is_told_as_one(tmp_path, capsys):
+    """Its input's function_call and function_call_output items as a chat request's tool call and tool message: it
+    was "message 2 has no speaker ('from' or 'role')"."""
+    given = [{"role": "user", "content": PROMPT},
+             {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": "{\"city\": \"Paris\"}"},
+             {"type": "function_call_output", "call_id": "c1", "output": "Paris, on the Seine"}]
+    path = write(tmp_path / "r.jsonl", [{"request": {"input": given}, "response": responses_response()}])
+    assert_one_line_error(run_cli_fast(capsys, "workloads", path),
+                          "1 first replies that are tool or function calls, not text (first: record 1: message 2 has "
+                          "'tool_calls'")
+
+
 def test_a_streamed_responses_api_exchange_is_read_from_its_last_event(tmp_path, capsys):
     events = [{"type": "response.created", "response": {**responses_response("in_progress"), "output": []}},
               {"type": "response.output_text.delta", "delta": REPLY},
@@ -299,6 +311,14 @@ def test_a_litellm_logs_counts_that_disagree_with_its_usage_are_refused(tmp_path
     path = write(tmp_path / "l.jsonl", [litellm(0, prompt_tokens=99)])
     assert_one_line_error(run_cli_fast(capsys, "workloads", path),
                           "l.jsonl: record 1: 'prompt_tokens' (99) and 'response.usage.prompt_tokens' (20) disagree")
+
+
+def test_a_litellm_logs_boolean_count_agrees_with_no_usage_count(tmp_path, capsys):
+    """true == 1 in Python: a 'prompt_tokens' true beside a usage's 1 was read as agreeing."""
+    record = litellm(0, prompt_tokens=True)
+    record["response"]["usage"]["prompt_tokens"] = 1
+    assert_one_line_error(run_cli_fast(capsys, "workloads", write(tmp_path / "l.jsonl", [record])),
+                          "l.jsonl: record 1: 'prompt_tokens' (True) and 'response.usage.prompt_tokens' (1) disagree")
 
 
 # --- reasoning models' replies ----------------------------------------------------------------------------------

@@ -50,9 +50,22 @@ def request_messages(request: dict) -> list:
     if not isinstance(request.get("input"), (str, list)):
         return [{"role": "user", "content": request["prompt"]}]
     given = request["input"]
-    items = [{"role": "user", "content": given}] if isinstance(given, str) else list(given)
+    items = [{"role": "user", "content": given}] if isinstance(given, str) else [_input_message(i) for i in given]
     instructions = request.get("instructions")
     return [{"role": "system", "content": instructions}, *items] if instructions else items
+
+
+def _input_message(item):
+    """A Responses API input item as a chat message: a message as it is; the model's ``function_call`` as an
+    assistant's tool call, its ``function_call_output`` as a tool message (as a chat request's history holds them: a
+    first turn answered by a call is then told as one, where it was "a message with no speaker")."""
+    if not isinstance(item, dict) or "role" in item:
+        return item
+    if item.get("type") in ("function_call", "custom_tool_call"):
+        return {"role": "assistant", "content": None, "tool_calls": [item]}
+    if item.get("type") in ("function_call_output", "custom_tool_call_output"):
+        return {"role": "tool", "content": item.get("output")}
+    return item
 
 
 def is_responses_reply(response) -> bool:
@@ -179,6 +192,8 @@ def litellm_lengths(record):
 
 
 def _number(value):
-    """A count as a number (its text read as one), to compare two copies of it."""
+    """A count as a number (its text read as one; a boolean as None), to compare two copies of it."""
+    if isinstance(value, bool):  # (no count: agrees with none, as 1 == True would)
+        return None
     number = text_number(value) if isinstance(value, str) else value
-    return value if number is None or isinstance(value, bool) else number
+    return value if number is None else number
