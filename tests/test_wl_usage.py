@@ -147,7 +147,7 @@ def test_a_file_whose_usage_is_read_since_is_keyed_anew(tmp_path):
     from ltrsched.workloads.loaders import workload_fingerprint
 
     assert workload_fingerprint(write(tmp_path / "log.jsonl", [exchange(0)])).get("openai usage") == \
-        "read, anthropic's too, status text, both apis, anthropic events"
+        "read, anthropic's too, status text, both apis, anthropic events, logs"
     assert "openai usage" not in workload_fingerprint(write(tmp_path / "r.jsonl", [{"prompt": "a", "generated": "b"}]))
 
 

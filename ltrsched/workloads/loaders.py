@@ -160,6 +160,8 @@ from ltrsched.workloads.sharegpt import (
     may_give_system_text, record_hint,
     records_key,
 )
+from ltrsched.workloads.sse_logs import stream_dump_error
+from ltrsched.workloads.stream_files import log_records
 from ltrsched.workloads.system_key import SYSTEM_KEY, join_system_column, system_column, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_text_hint, lf_line_ends, lone_surrogate
@@ -230,7 +232,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
     batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
     totals_off = TotalsOff()  # usage objects whose total_tokens is not prompt + completion (a note)
-    for lineno, rec in jsonl_records(path):
+    for lineno, rec in log_records(path):  # (a dump of streamed responses: one usage a stream, stream_files)
         if is_logged_exchange(rec):  # (a request file's line: read as one, its 'response' object was refused as no
             # text, as an OpenAI Batch API output line's would be)
             raise UserError(f"{path}:{lineno}: a request log's {{\"request\", \"response\"}} record, and the first "
@@ -1486,8 +1488,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             # ("anthropic's too": input_tokens/output_tokens, an Anthropic response and streamed chunks read since;
             # "status text": a Batch API line's status_code "200" a success since; "both apis": a usage of OpenAI's and
             # Anthropic's keys that disagree refused since, where OpenAI's were read; "anthropic events": a streamed
-            # Anthropic response's events read since, where they were left out)
-            **({"openai usage": "read, anthropic's too, status text, both apis, anthropic events"}
+            # Anthropic response's events read since, where they were left out; "logs": responses logged as server-sent
+            # events, Responses API, completions and LiteLLM records, reasoning text read since: log_records, sse_logs)
+            **({"openai usage": "read, anthropic's too, status text, both apis, anthropic events, logs"}
                if may_give_usage(path) else {}),
             # (a request file's 'id' of whole numbers read as its ids since this marker: runs cached before numbered
             # the requests)
@@ -1881,11 +1884,11 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
     elif suffix == ".csv":
         df = load_csv(path, arrival)
     elif suffix == ".txt":  # (prompts only: a workload needs each request's output length)
-        raise UserError(f"{path}: a .txt file holds prompts without output lengths; label them with `ltrsched label "
+        raise UserError(stream_dump_error(path) or f"{path}: a .txt file holds prompts without output lengths; label them with `ltrsched label "
                         "--prompts FILE.txt` (one prompt per line), or give each its length in a .jsonl "
                         "({\"prompt\": ..., \"output_tokens\": N} per line)")
     else:  # (a .csv.gz said "unknown workload format '.gz'" alone)
-        raise UserError(file_not_text_hint(path)
+        raise UserError(file_not_text_hint(path) or stream_dump_error(path)
                         or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
     keep = _split_rows(df, path, split) if split in FILE_SPLITS else None  # (a file's own split, where one is asked)
@@ -1925,7 +1928,7 @@ def _split_rows(df: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
     suffix = path.suffix.lower()
     rows = df[FILE_ROW]
     if suffix == ".jsonl":
-        records = [(line, rec) for line, rec in jsonl_records(path) if isinstance(rec, dict)]
+        records = [(line, rec) for line, rec in log_records(path) if isinstance(rec, dict)]  # (as load_jsonl)
         if not any(SPLIT_NAME in rec for _, rec in records):
             return None
         given = {line: rec.get(SPLIT_NAME) for line, rec in records}

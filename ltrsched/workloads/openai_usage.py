@@ -33,8 +33,13 @@ from dataclasses import dataclass
 
 from ltrsched.errors import UserError
 from ltrsched.workloads.count_values import count_error, is_count, shown_count
+from ltrsched.workloads.log_records import (REASONING_KEYS, choice_message, is_litellm_record, is_responses_reply,
+                                            is_responses_request,
+                                            litellm_exchange, reasoning_text, request_messages, responses_reply,
+                                            responses_stream)
 from ltrsched.workloads.number_text import text_error, text_number
 from ltrsched.workloads.schema import OTHER_LENGTH_KEYS
+from ltrsched.workloads.sse_logs import stream_events
 
 #: ``usage``'s count keys -> ours.
 USAGE_COUNTS = {"prompt_tokens": "prompt_tokens", "completion_tokens": "output_tokens"}
@@ -77,10 +82,12 @@ class TotalsOff:
 
 
 def is_logged_exchange(record) -> bool:
-    """Whether a JSON record is a request log's ``{"request": {..., "messages": [...]}, "response": ...}``."""
+    """Whether a JSON record is a request log's ``{"request": {..., "messages": [...]}, "response": ...}`` (a
+    Responses API request's ``input`` in place of its messages), or a LiteLLM log record
+    (:func:`~ltrsched.workloads.log_records.is_litellm_record`), read as one."""
     return (isinstance(record, dict) and isinstance(record.get("request"), dict)
-            and isinstance(record["request"].get("messages"), list) and "response" in record
-            and not any(k in record for k in _MESSAGES))
+            and (isinstance(record["request"].get("messages"), list) or is_responses_request(record["request"]))
+            and "response" in record and not any(k in record for k in _MESSAGES)) or is_litellm_record(record)
 
 
 def is_batch_output(record) -> bool:
@@ -204,26 +211,32 @@ def as_conversation(record, path, number: int, off: TotalsOff | None = None) -> 
     total is not its counts' sum counted in ``off``."""
     if not isinstance(record, dict):
         return record, ""
+    if is_litellm_record(record):  # (it was refused: "'response' must be text")
+        record = litellm_exchange(record, f"{path}: record {number:,}")
+    if is_batch_output(record):  # (among conversations: skipped "with no messages", a warning counting it)
+        raise UserError(f"{path}: record {number:,} is an OpenAI Batch API output line (custom_id, response), and "
+                        "record 1 is a conversation or a request log's record: a file holds one format; split it")
     rid = record.get("id", record.get("conversation_id", ""))
     place = f"record {number:,}" + (f" (id {str(rid)!r})" if rid not in ("", None) else "")
     if is_logged_exchange(record):
-        response = served_response(record["response"])
+        response = served_response(record["response"], f"{path}: {place}")
         choices = response.get("choices") if isinstance(response, dict) else None
         if not isinstance(choices, list) or not choices:
             error = response.get("error") if isinstance(response, dict) else None
             return None, ("its 'response' has an 'error'" if error is not None else
                           "its 'response' is null" if response is None else
+                          "its 'response' is text, not a chat completion" if isinstance(response, str) else
                           "its 'response' is a list holding no chat-completion chunks"
                           if isinstance(record["response"], list) else "its 'response' has no 'choices'")
         if len(choices) > 1:
             raise UserError(f"{path}: {place}: 'response.choices' holds {len(choices)} replies (n > 1), and its usage "
                             "counts them all: which is served? log one choice per request")
-        reply = choices[0].get("message") if isinstance(choices[0], dict) else None
+        reply = choice_message(choices[0])
         request = record["request"]
         flat = {k: v for k, v in record.items() if k not in ("request", "response")}
         if "system" in request and "system" not in flat:  # (Anthropic's system prompt, as a record's is read)
             flat["system"] = request["system"]
-        flat["messages"] = [*request["messages"], *([reply] if isinstance(reply, dict) else [])]
+        flat["messages"] = [*request_messages(request), *([reply] if isinstance(reply, dict) else [])]
         counts = usage_counts(response.get("usage"), "response.usage", path, place, off)
         return _with_counts(flat, counts, "response.usage", f"{path}: {place}", response.get("usage")), ""
     if "usage" in record and any(isinstance(record.get(k), list) for k in _MESSAGES):
@@ -233,22 +246,33 @@ def as_conversation(record, path, number: int, off: TotalsOff | None = None) -> 
     return record, ""
 
 
-def served_response(response):
+def served_response(response, where: str = "the response"):
     """A logged response as a chat completion's (``choices``, ``usage``): an Anthropic Messages API response
     (``"type": "message"``, its ``content`` a list of parts) as one choice of its content; a streamed response's
     chunks (a list of ``chat.completion.chunk`` objects) as one choice of their deltas' text (tool-call deltas as
     ``tool_calls``; a chunk of another choice's ``index`` as a second choice, n > 1), its ``usage`` the last chunk's
     that gives one; Anthropic's streaming events (:func:`anthropic_events`) as its response. Others as they are. (All
-    were left out as responses that failed, "no 'choices'", or "a list holding no chat-completion chunks".)"""
+    were left out as responses that failed, "no 'choices'", or "a list holding no chat-completion chunks".)
+    A stream logged as server-sent events (its text, or its events as ``{"event", "data"}`` objects) is read as its
+    events (:func:`~ltrsched.workloads.sse_logs.stream_events`; ``where`` names the response in an error); a
+    Responses API response (``output``) or stream as one choice of its output
+    (:func:`~ltrsched.workloads.log_records.responses_reply`); Anthropic's ``thinking`` blocks as the reply's text
+    (:func:`~ltrsched.workloads.log_records.reasoning_text`)."""
+    response = stream_events(response, where)
+    if isinstance(response, list):
+        response = responses_stream(response) or response
     if isinstance(response, list) and any(isinstance(e, dict) and e.get("type") == "message_start" for e in response):
         response = anthropic_events(response)
+    if is_responses_reply(response):
+        return responses_reply(response)
     if isinstance(response, dict) and "choices" not in response and isinstance(response.get("content"), list) and (
             response.get("type") == "message" or response.get("role") == "assistant"):
-        return {**response, "choices": [{"message": {"role": "assistant", "content": response["content"]}}]}
+        return {**response, "choices": [{"message": {"role": "assistant",
+                                                     "content": reasoning_text(response["content"])}}]}
     if not isinstance(response, list) or not any(isinstance(c, dict) and isinstance(c.get("choices"), list)
                                                  for c in response):
         return response
-    texts, tools, indices, usage = {}, set(), set(), None
+    texts, thoughts, tools, indices, usage = {}, {}, set(), set(), None
     for chunk in response:
         if not isinstance(chunk, dict):
             continue
@@ -259,12 +283,18 @@ def served_response(response):
             indices.add(index)
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):
+                if isinstance(choice, dict) and isinstance(choice.get("text"), str):  # (a completions stream's)
+                    texts.setdefault(index, []).append(choice["text"])
                 continue
             if isinstance(delta.get("content"), str):
                 texts.setdefault(index, []).append(delta["content"])
+            thought = next((delta[k] for k in REASONING_KEYS if isinstance(delta.get(k), str)), None)
+            if thought:  # (a reasoning model's: generated too, log_records' rule; it was dropped)
+                thoughts.setdefault(index, []).append(thought)
             if delta.get("tool_calls") or delta.get("function_call"):
                 tools.add(index)
     choices = [{"message": {"role": "assistant", "content": "".join(texts.get(i, [])) or None,
+                            **({"reasoning_content": "".join(thoughts[i])} if i in thoughts else {}),
                             **({"tool_calls": [{"streamed": True}]} if i in tools else {})}}
                for i in sorted(indices, key=str)]
     return {"choices": choices, **({"usage": usage} if usage is not None else {})}

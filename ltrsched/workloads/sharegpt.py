@@ -700,8 +700,9 @@ def may_give_other_counts(path: Path) -> bool:
 
 #: An OpenAI response's ``usage`` key in a file's bytes (:func:`usage_hint`).
 _USAGE_KEY = re.compile(rb'"usage"\s*:')
-#: A request log's ``request`` key in a file's bytes (:func:`~ltrsched.workloads.openai_usage.is_logged_exchange`).
-_REQUEST_KEY = re.compile(rb'"request"\s*:')
+#: A request log's ``request`` key in a file's bytes (:func:`~ltrsched.workloads.openai_usage.is_logged_exchange`), or
+#: a LiteLLM log record's ``response`` (:func:`~ltrsched.workloads.log_records.is_litellm_record`).
+_REQUEST_KEY = re.compile(rb'"(?:request|response)"\s*:')
 
 
 def may_give_usage(path: Path) -> bool:
@@ -1296,7 +1297,9 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # response's chunks are read; "-both" since a usage of OpenAI's and Anthropic's keys that disagree is refused,
     # which a parse cached before read by OpenAI's; "-totals" since the notes count the usages whose total_tokens is not
     # prompt + completion, which a parse cached before did not: the records are the same; "-events" since a streamed
-    # Anthropic response's events are read, which a parse cached before left out)
+    # Anthropic response's events are read, which a parse cached before left out; "-logs" since responses logged as
+    # server-sent events, Responses API and completions exchanges, LiteLLM records, a reply's reasoning text and
+    # Anthropic's thinking are read, and a Batch API output line among conversations refused: log_records, sse_logs)
     # "-prompter": OpenAssistant's prompter messages read as the user's, whose conversations a parse cached before
     # skipped ("with unknown speakers")
     # "-split": the records' own split kept (FILE_SPLIT: may_give_split), which a parse cached before dropped
@@ -1314,7 +1317,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
                             f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
                             f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
-                            f"{'-usage-read-input-both-totals-events' if not package and may_give_usage(src) else ''}"
+                            f"{'-usage-read-input-both-totals-events-logs' if not package and may_give_usage(src) else ''}"
                             f"{'-prompter' if not package and may_give_prompter(src) else ''}"
                             f"{'-split' if not package and may_give_split(src) else ''}"
                             f"{'' if package else '-recordno'}"
