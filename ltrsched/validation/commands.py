@@ -218,7 +218,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.sim.profiles import load_profile
     from ltrsched.validation.compare import ValidationTally
     from ltrsched.validation.outdir import check_validation_dir, finish_validation
-    from ltrsched.validation.own_speed import simulate_at_speed
+    from ltrsched.validation.own_speed import simulate_at_speed, too_fast_to_simulate
     from ltrsched.policies.batching import thrash_named
     from ltrsched.validation.engine_passes import describe_engine_run
     from ltrsched.validation.resume import arguments_digest, validation_arguments
@@ -305,6 +305,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                                                         kept)
     tally = ValidationTally()
     sim_config = facts.sim_config(sim_profile, config)
+    too_fast: list[tuple[str, float]] = []  # (engine runs too fast for the simulator at their own speed, factors)
     for case, wl in zip(names, prepared):
         engs = engine_runs[case]
         sims = {}
@@ -314,6 +315,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                 with thrash_named("simulator run at the speed of engine run "
                                   f"{describe_engine_run(spec, case, k, dirs[case, spec, k])}"):
                     at_speed = simulate_at_speed(wl, spec, sim_config, step_profile, factor)
+                if at_speed is None and too_fast_to_simulate(step_profile, factor):
+                    too_fast.append((describe_engine_run(spec, case, k, dirs[case, spec, k]), factor))
                 tally.add_own_speed(case, spec, k, factor, at_speed, e)
             sim_dir = _run_dir(out, case, spec) / "sim"
             with thrash_named(f"simulator run {describe_engine_run(spec, case, None, sim_dir)}"):
@@ -334,6 +337,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                      spread=spread_repeats and repeats > 1, note=resumed and resumed[0].upper() + resumed[1:] + ".")
     finish_validation(out)
     click.echo(f"report: {shown_path(md)}")
+    if too_fast:
+        click.echo(f"note: {too_fast_note(too_fast, sim_profile)}", err=True)
     # (once for the validation, each engine run counted: a case's policies and repeats share its workload)
     note = duration_note([cut for cut in cuts for _ in range(len(specs) * repeats)], duration)
     if note:
@@ -477,6 +482,18 @@ def _case_label(arrival: str, rate: float | None) -> str:
 
 def _run_dir(out: Path, case: str, spec: str) -> Path:
     return out / "runs" / case.replace("/", "_") / spec.replace(":", "_").replace(",", "_")
+
+
+def too_fast_note(runs: list[tuple[str, float]], profile: str) -> str:
+    """The note that the report leaves out the simulator at the own speed of ``runs`` (each engine run named, with
+    its step-time ratio to ``profile``'s step times): at that speed a step would take less than the simulator's
+    shortest."""
+    from ltrsched.sim.profiles.model import MIN_STEP_S
+
+    (first, ratio), more = runs[0], len(runs) - 1
+    return (f"engine run {first}{f' (and {more} more)' if more else ''} took {ratio:.3g} times the step times of "
+            f"profile {profile}; the report leaves out the simulator at that speed, where a step would take less than "
+            f"the simulator's shortest ({MIN_STEP_S:g} s): is the profile one of this model on this device?")
 
 
 def sampling_mismatch(profile, config) -> str | None:

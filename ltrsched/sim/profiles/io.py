@@ -275,10 +275,15 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
 
 
 def save_profile(profile: StepTimeProfile, path: str | os.PathLike) -> Path:
-    """Write ``profile`` as a profile JSON file, atomically and durably; :class:`UserError` on failure."""
+    """Write ``profile`` as a profile JSON file, atomically and durably; :class:`UserError` on failure, and, before
+    anything is written, for a profile whose file would not load (:func:`profile_from_dict`'s checks of the text
+    written): ``ltrsched profile --emulate`` on a profile at a key's limit fitted a decode attention of
+    1.0000000000000164 s per KV token and wrote a file that ``simulate -p`` then refused."""
     from ltrsched import atomic
 
-    return atomic.write_text(path, dumps_profile(profile))
+    text = dumps_profile(profile)
+    profile_from_dict(json.loads(text), source=f"profile {profile.name!r} (not written to {str(path)!r})")
+    return atomic.write_text(path, text)
 
 
 # ---------------------------------------------------------------------------- built-ins

@@ -1,0 +1,49 @@
+"""Hostile step-time profiles where they are written and where a validation scales them (the reader's own checks are
+in test_profiles.py and test_hostile_sim_inputs.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from conftest import make_workload
+from ltrsched.errors import UserError
+from ltrsched.sim.profiles import load_profile, save_profile
+from ltrsched.sim.profiles.model import MIN_STEP_S
+
+
+def test_a_profile_whose_file_would_not_load_is_not_written(tmp_path):
+    """``ltrsched profile --emulate`` on a profile at a key's limit (1 s per KV token) fitted 1.0000000000000164 and
+    wrote a file that ``simulate -p`` then refused; saving now checks the text it writes as loading does."""
+    fitted = replace(load_profile("cpu-llama-tiny"), decode_attention_s_per_kv_token=1.0000000000000164)
+    path = tmp_path / "p.json"
+    with pytest.raises(UserError) as exc:
+        save_profile(fitted, path)
+    assert str(exc.value).startswith(f"profile 'cpu-llama-tiny' (not written to {str(path)!r}): key "
+                                     "'decode_attention_s_per_kv_token' is 1.0000000000000164, more than")
+    assert not path.exists()
+    save_profile(replace(fitted, decode_attention_s_per_kv_token=1.0), path)  # (at the limit: written, and loads)
+    assert load_profile(path).decode_attention_s_per_kv_token == 1.0
+
+
+def test_the_simulator_at_an_engine_runs_own_speed_is_left_out_where_its_steps_would_be_too_short():
+    """``validate -p`` with a profile 15,000 times slower than the engine: the simulator at the run's own speed (a
+    factor of 6.7e-05) ended the validation, after every engine run, in an error about a profile 'NAMEx6.71e-05' the
+    user never named. It is left out (None) as an unknown speed is; a factor whose lightest step is still the
+    simulator's shortest runs."""
+    from ltrsched.sim import SimConfig
+    from ltrsched.validation.commands import too_fast_note
+    from ltrsched.validation.own_speed import lightest_step_s, simulate_at_speed, too_fast_to_simulate
+
+    profile = load_profile("cpu-llama-tiny")
+    wl = make_workload([20, 40, 60], [3, 5, 7])
+    config = SimConfig(profile=profile, block_size=128, semantics="vllm-v1", preemption="recompute")
+    floor = MIN_STEP_S / lightest_step_s(profile)  # the smallest factor the simulator can run
+    assert too_fast_to_simulate(profile, floor * 0.99) and not too_fast_to_simulate(profile, floor * 1.01)
+    assert simulate_at_speed(wl, "fcfs", config, profile, floor * 0.5) is None
+    assert simulate_at_speed(wl, "fcfs", config, profile, floor * 1.01).summary["num_requests"] == 3
+    note = too_fast_note([("fcfs on burst, repeat 1 (v/runs/burst/fcfs/engine)", 6.71e-05), ("x", 1e-5)], "slow.json")
+    assert note.startswith("engine run fcfs on burst, repeat 1 (v/runs/burst/fcfs/engine) (and 1 more) took 6.71e-05 "
+                           "times the step times of profile slow.json; the report leaves out the simulator at that "
+                           "speed")
