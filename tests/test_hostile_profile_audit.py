@@ -47,3 +47,19 @@ def test_the_simulator_at_an_engine_runs_own_speed_is_left_out_where_its_steps_w
     assert note.startswith("engine run fcfs on burst, repeat 1 (v/runs/burst/fcfs/engine) (and 1 more) took 6.71e-05 "
                            "times the step times of profile slow.json; the report leaves out the simulator at that "
                            "speed")
+
+
+@pytest.mark.parametrize("content, says", [(b"", "the file is empty; a profile is a JSON object"),
+                                           (b" \n\t\n", "the file is empty (blank: white space only); a profile"),
+                                           (b"\xef\xbb\xbf\n", "the file is empty (blank: white space only)")])
+def test_an_empty_profile_file_is_called_empty(tmp_path, capsys, content, says):
+    """An empty profile file (a failed copy, a redirect that wrote nothing) was 'not valid JSON (Expecting value at
+    line 1)', as if its text were broken."""
+    from cli_helpers import assert_one_line_error, run_cli_fast
+
+    path = tmp_path / "p.json"
+    path.write_bytes(content)
+    workload = tmp_path / "w.csv"
+    workload.write_text("prompt_tokens,output_tokens\n10,5\n")
+    r = run_cli_fast(capsys, "simulate", "-w", workload, "-p", path, "--no-progress")
+    assert_one_line_error(r, f"error: {path}: {says}")

@@ -261,6 +261,9 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
         raise UserError(f"cannot read profile file {path}: {exc}") from None
     except ValueError as exc:  # a path no file can have (a NUL byte, from a JSON sweep file's "\u0000")
         raise UserError(f"cannot read profile file {str(path)!r}: {exc}") from None
+    if not text.strip():  # (it said "not valid JSON (Expecting value at line 1)" of a file of 0 bytes)
+        raise UserError(f"{path}: the file is empty{'' if not text else ' (blank: white space only)'}; a profile is "
+                        "a JSON object, as `ltrsched profile` writes one (PROFILES.md)")
     try:
         data = json.loads(text, object_pairs_hook=strict_json.unique_keys)
     except strict_json.DuplicateKeyError as exc:  # (json kept the last value: an edited profile ran with either)
