@@ -63,3 +63,26 @@ def test_an_empty_profile_file_is_called_empty(tmp_path, capsys, content, says):
     workload.write_text("prompt_tokens,output_tokens\n10,5\n")
     r = run_cli_fast(capsys, "simulate", "-w", workload, "-p", path, "--no-progress")
     assert_one_line_error(r, f"error: {path}: {says}")
+
+
+def test_validate_notes_a_profile_of_another_model_than_the_engine_serves(monkeypatch):
+    """``validate -p`` with a profile of a 70B model beside an engine serving a tiny one compared their runs without a
+    word (the report's errors then were the models', not the simulator's); the note names the first size that
+    differs. The engine's model is the served one's (its config.json) or, emulated, the emulated profile's."""
+    from types import SimpleNamespace
+
+    from ltrsched.validation import engines
+    from ltrsched.validation.commands import model_mismatch
+
+    tiny, big = load_profile("cpu-llama-tiny"), load_profile("a100-llama3-70b-tp8")
+    note = model_mismatch(big, None, "cpu-llama-tiny")
+    assert note == ("the profile a100-llama3-70b-tp8 times a model of other sizes (meta-llama/Meta-Llama-3-70B-Instruct: "
+                    "num_layers 80) than the engine serves (llama-tiny (profile cpu-llama-tiny): 2), so the simulator's "
+                    "step times are another model's: give --profile a profile of this model (`ltrsched profile`)")
+    assert model_mismatch(tiny, None, "cpu-llama-tiny") is None
+    # (the served model's config.json as served_model_config reads it: reading it checks the architecture against
+    # transformers', whose import takes 10 s)
+    monkeypatch.setattr(engines, "served_model_config", lambda config: dict(tiny.model_config))
+    config = SimpleNamespace(model="llama-tiny")
+    assert model_mismatch(tiny, config, None) is None  # (the profile measured on this model)
+    assert "num_layers 80) than the engine serves (" in model_mismatch(big, config, None)

@@ -274,9 +274,10 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
         else:
             check_emulated_fits(wl, config, engine["emulate_profile"], extra, f"policy {most}")
     step_profile = load_profile(sim_profile)
-    mismatch = sampling_mismatch(step_profile, config)
-    if mismatch:
-        click.echo(f"note: {mismatch}", err=True)
+    for mismatch in (sampling_mismatch(step_profile, config), model_mismatch(step_profile, config,
+                                                                             engine["emulate_profile"])):
+        if mismatch:
+            click.echo(f"note: {mismatch}", err=True)
     engine_dirs = [f"engine-{k}" for k in range(repeats)] if repeats > 1 else ["engine"]
     run_dirs = [_run_dir(out, case, spec) / d for case in names for spec in specs for d in (*engine_dirs, "sim")]
     options = {"--workload": workload, "-n": num_requests, "--arrival": arrival, "--rate": rate, "--cv": cv,
@@ -494,6 +495,36 @@ def too_fast_note(runs: list[tuple[str, float]], profile: str) -> str:
     return (f"engine run {first}{f' (and {more} more)' if more else ''} took {ratio:.3g} times the step times of "
             f"profile {profile}; the report leaves out the simulator at that speed, where a step would take less than "
             f"the simulator's shortest ({MIN_STEP_S:g} s): is the profile one of this model on this device?")
+
+
+#: The sizes of a model (:class:`~ltrsched.sim.kv_capacity.ModelShape`'s) that tell two models apart.
+MODEL_SIZES = ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim", "intermediate_size", "vocab_size")
+
+
+def model_mismatch(profile, config, emulate_profile: str | None) -> str | None:
+    """Why ``profile`` (the simulator's) times another model than the engine of ``config`` serves (the model of the
+    ``emulate_profile`` where one is emulated), by the first of :data:`MODEL_SIZES` that differs; None where they
+    agree or the served model's sizes cannot be read (the engine's start says why). ``validate -p`` with a profile
+    of a 70B model beside an engine serving a tiny one compared their runs without a word."""
+    from ltrsched.sim.kv_capacity import ModelShape
+    from ltrsched.sim.profiles import load_profile
+    from ltrsched.validation.engines import served_model_config
+
+    try:
+        if emulate_profile is not None:
+            served = load_profile(emulate_profile)
+            shape, model = served.model_shape, f"{served.model} (profile {emulate_profile})"
+        else:
+            shape, model = ModelShape.from_config(served_model_config(config), source=config.model), config.model
+    except (UserError, OSError):
+        return None
+    ours = profile.model_shape
+    differs = next((size for size in MODEL_SIZES if getattr(ours, size) != getattr(shape, size)), None)
+    if differs is None:
+        return None
+    return (f"the profile {profile.name} times a model of other sizes ({profile.model}: {differs} "
+            f"{getattr(ours, differs)}) than the engine serves ({model}: {getattr(shape, differs)}), so the simulator's "
+            "step times are another model's: give --profile a profile of this model (`ltrsched profile`)")
 
 
 def sampling_mismatch(profile, config) -> str | None:
