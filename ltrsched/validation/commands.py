@@ -516,7 +516,7 @@ def model_mismatch(profile, config, emulate_profile: str | None) -> str | None:
             shape, model = served.model_shape, f"{served.model} (profile {emulate_profile})"
         else:
             shape, model = ModelShape.from_config(served_model_config(config), source=config.model), config.model
-    except (UserError, OSError):
+    except (UserError, OSError, ValueError):  # (a note only: the engine's start refuses such a model in its words)
         return None
     ours = profile.model_shape
     differs = next((size for size in MODEL_SIZES if getattr(ours, size) != getattr(shape, size)), None)
