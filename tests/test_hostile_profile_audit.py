@@ -86,3 +86,24 @@ def test_validate_notes_a_profile_of_another_model_than_the_engine_serves(monkey
     config = SimpleNamespace(model="llama-tiny")
     assert model_mismatch(tiny, config, None) is None  # (the profile measured on this model)
     assert "num_layers 80) than the engine serves (" in model_mismatch(big, config, None)
+
+
+@pytest.mark.parametrize("encode, says", [
+    (lambda text: text.encode("utf-16"), "the file is UTF-16 text (its byte-order mark), not UTF-8; save it as UTF-8"),
+    (lambda text: __import__("gzip").compress(text.encode()), "the file is gzip-compressed; decompress it first"),
+    (lambda text: text.replace('"name": "cpu-llama-tiny"', '"name": "caf\xe9"').encode("latin-1"),
+     ":4: not valid UTF-8: byte 0xe9 (byte 14 of the line"),
+])
+def test_a_profile_file_that_is_no_utf8_text_says_what_it_is(tmp_path, capsys, encode, says):
+    """A profile saved as UTF-16 (Windows' "Unicode"), gzipped, or in Latin-1 was "cannot read profile file PATH:
+    'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"; each is named as the workload reader names
+    it (:mod:`ltrsched.workloads.utf8`)."""
+    from cli_helpers import assert_one_line_error, run_cli_fast
+    from ltrsched.sim.profiles.io import dumps_profile
+
+    path = tmp_path / "p.json"
+    path.write_bytes(encode(dumps_profile(load_profile("cpu-llama-tiny"))))
+    workload = tmp_path / "w.csv"
+    workload.write_text("prompt_tokens,output_tokens\n10,5\n")
+    r = run_cli_fast(capsys, "simulate", "-w", workload, "-p", path, "--no-progress")
+    assert_one_line_error(r, f"error: {path}", says)

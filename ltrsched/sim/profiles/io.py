@@ -21,6 +21,7 @@ from ltrsched.inputs import PIPE, check_not_special, special_kind
 from ltrsched.numbers import is_finite_number
 from ltrsched.sim.kv_capacity import ModelShape, weight_bytes_per_gpu
 from ltrsched.sim.profiles.model import MIN_STEP_S, StepTimeProfile
+from ltrsched.workloads.utf8 import decode_utf8
 
 FORMAT = "ltrsched-step-time-profile"
 FORMAT_VERSION = 1
@@ -252,7 +253,9 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
             data = fh.read(MAX_PROFILE_BYTES + 1)
         if len(data) > MAX_PROFILE_BYTES:
             raise UserError(f"{path}: more than {MAX_PROFILE_BYTES >> 20} MiB, far more than a profile JSON file holds")
-        text = data.decode("utf-8-sig")  # (a byte-order mark is dropped)
+        # (a byte-order mark is dropped; UTF-16, a gzip file, binary bytes are each named: they were "'utf-8' codec
+        # can't decode byte 0xff in position 0: invalid start byte")
+        text = decode_utf8(data, path)
     except FileNotFoundError:
         raise UserError(f"profile file not found: {path}") from None
     except IsADirectoryError:
