@@ -107,3 +107,17 @@ def test_a_profile_file_that_is_no_utf8_text_says_what_it_is(tmp_path, capsys, e
     workload.write_text("prompt_tokens,output_tokens\n10,5\n")
     r = run_cli_fast(capsys, "simulate", "-w", workload, "-p", path, "--no-progress")
     assert_one_line_error(r, f"error: {path}", says)
+
+
+def test_a_profile_path_that_is_a_loop_of_links_says_so(tmp_path, capsys):
+    """It was "cannot read profile file PATH: [Errno 40] Too many levels of symbolic links: 'PATH'"."""
+    from cli_helpers import assert_one_line_error, run_cli_fast
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    workload = tmp_path / "w.csv"
+    workload.write_text("prompt_tokens,output_tokens\n10,5\n")
+    r = run_cli_fast(capsys, "simulate", "-w", workload, "-p", a, "--no-progress")
+    assert_one_line_error(r, f"error: profile file {a} is a symbolic link that leads back to itself (a loop of links)")
+    assert "Errno" not in r.stderr

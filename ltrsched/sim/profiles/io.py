@@ -7,6 +7,7 @@ naming the file and the key.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import re
@@ -260,8 +261,11 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
         raise UserError(f"profile file not found: {path}") from None
     except IsADirectoryError:
         raise UserError(f"profile path is a directory, not a JSON file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read profile file {path}: {exc}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # (it said "[Errno 40] Too many levels of symbolic links: 'PATH'", the path twice)
+            raise UserError(f"profile file {path} is a symbolic link that leads back to itself (a loop of links): "
+                            "give the file it should name") from None
+        raise UserError(f"cannot read profile file {path}: {exc.strerror or exc}") from None
     except ValueError as exc:  # a path no file can have (a NUL byte, from a JSON sweep file's "\u0000")
         raise UserError(f"cannot read profile file {str(path)!r}: {exc}") from None
     if not text.strip():  # (it said "not valid JSON (Expecting value at line 1)" of a file of 0 bytes)
