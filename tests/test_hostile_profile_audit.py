@@ -121,3 +121,23 @@ def test_a_profile_path_that_is_a_loop_of_links_says_so(tmp_path, capsys):
     r = run_cli_fast(capsys, "simulate", "-w", workload, "-p", a, "--no-progress")
     assert_one_line_error(r, f"error: profile file {a} is a symbolic link that leads back to itself (a loop of links)")
     assert "Errno" not in r.stderr
+
+
+def test_fit_steps_refuses_a_log_it_cannot_fit_with_a_typed_error():
+    """A step log without the columns the fit reads (a simulator's steps.parquet times no cycle) was a polars
+    ColumnNotFoundError; too few usable steps a plain ValueError. Both are ArgumentValueError: a ValueError to Python,
+    one line with exit code 2 on a command line."""
+    import polars as pl
+
+    from ltrsched.errors import ArgumentValueError
+    from ltrsched.validation.profiling import fit_steps
+
+    sim_log = pl.DataFrame({"start": [0.0], "num_prefill_tokens": [4], "num_decode_seqs": [0]})
+    with pytest.raises(ArgumentValueError, match=r"lacks the column\(s\) cycle, num_prefill_seqs, "
+                                                 r"decode_context_tokens, prefill_attention_pairs a profile's fit"):
+        fit_steps(sim_log, overhead_from_log=False)
+    one = pl.DataFrame({"start": [2e4], "cycle": [0.01], "num_prefill_tokens": [4], "num_prefill_seqs": [1],
+                        "num_decode_seqs": [0], "decode_context_tokens": [0], "prefill_attention_pairs": [10.0],
+                        "vllm_schedule_s": [1e-4], "plugin_s": [0.0]})
+    with pytest.raises(ArgumentValueError, match=r"too few usable steps to fit a profile \(1\)"):
+        fit_steps(one)
