@@ -8,10 +8,12 @@ a directory where a file is wanted and a file where a directory is, an output th
 the suite runs as root, where a read-only mode bit writes anyway), an output equal to an input, the option given
 twice, comma lists with empty or repeated members, bad policy and router specs, and workload files of other sources
 where a command reads one (:data:`WORKLOAD_FILES`: other models' lengths, other columns, other scripts, broken
-files). A case passes when the command exits 0 or 2, with one ``error:`` line on stderr for 2 (the last, after
-nothing but the warnings explaining it) and no traceback for either, within its time limit, leaving every input
-file as it was. The engine never starts: where a command would start it (after ``start_engine``'s own checks of
-its options) or load a served model, the case stops, and passes (:data:`ENGINE` is its outcome).
+files), and profile files where a command reads one (:data:`PROFILES`: NaN, 1e400, negative and zero terms, missing
+keys, wrong types, another model, empty, binary, a FIFO, a loop of links, 65 MB). A case passes when the command
+exits 0 or 2, with one ``error:`` line on stderr for 2 (the last, after nothing but the warnings explaining it) and
+no traceback for either, within its time limit, leaving every input file as it was. The engine never starts: where
+a command would start it (after ``start_engine``'s own checks of its options) or load a served model, the case
+stops, and passes (:data:`ENGINE` is its outcome).
 
 Run once, outside the suite (each case in a fresh directory; a summary and every failure printed)::
 

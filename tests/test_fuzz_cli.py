@@ -46,7 +46,8 @@ CASES = [
     ("evaluate", "--data", "{IN}/wl/equal.csv"), ("label", "--prompts", "{IN}/wl/empty_prompt.jsonl"),
     # numbers as text int()/float() read otherwise than written (fuzz_cli.NUMBER_TEXTS), a 5,000-character value, a
     # file whose name holds a line break
-    ("simulate", "--rate", "1e400"), ("simulate", "-n", "٣"), ("sweep", "-j", "0x10"), ("capacity", "--max-rate", "５"),
+    ("simulate", "--rate", "1e400"), ("simulate", "-n", "٣"), ("sweep", "-j", "0x10"),
+    ("capacity", "--max-rate", "５"),
     ("simulate", "--seed", "1_000"), ("simulate", "-o", "x" * 5000), ("simulate", "-w", "{IN}/line\nbreak.csv"),
     # hostile profile files (fuzz_cli.PROFILES)
     ("simulate", "--profile", "{IN}/prof/nan.json"), ("simulate", "--profile", "{IN}/../special/fifo.json"),

@@ -76,9 +76,10 @@ def test_validate_notes_a_profile_of_another_model_than_the_engine_serves(monkey
 
     tiny, big = load_profile("cpu-llama-tiny"), load_profile("a100-llama3-70b-tp8")
     note = model_mismatch(big, None, "cpu-llama-tiny")
-    assert note == ("the profile a100-llama3-70b-tp8 times a model of other sizes (meta-llama/Meta-Llama-3-70B-Instruct: "
-                    "num_layers 80) than the engine serves (llama-tiny (profile cpu-llama-tiny): 2), so the simulator's "
-                    "step times are another model's: give --profile a profile of this model (`ltrsched profile`)")
+    assert note == ("the profile a100-llama3-70b-tp8 times a model of other sizes "
+                    "(meta-llama/Meta-Llama-3-70B-Instruct: num_layers 80) than the engine serves "
+                    "(llama-tiny (profile cpu-llama-tiny): 2), so the simulator's step times are another model's: "
+                    "give --profile a profile of this model (`ltrsched profile`)")
     assert model_mismatch(tiny, None, "cpu-llama-tiny") is None
     # (the served model's config.json as served_model_config reads it: reading it checks the architecture against
     # transformers', whose import takes 10 s)

@@ -523,8 +523,8 @@ def model_mismatch(profile, config, emulate_profile: str | None) -> str | None:
     if differs is None:
         return None
     return (f"the profile {profile.name} times a model of other sizes ({profile.model}: {differs} "
-            f"{getattr(ours, differs)}) than the engine serves ({model}: {getattr(shape, differs)}), so the simulator's "
-            "step times are another model's: give --profile a profile of this model (`ltrsched profile`)")
+            f"{getattr(ours, differs)}) than the engine serves ({model}: {getattr(shape, differs)}), so the "
+            "simulator's step times are another model's: give --profile a profile of this model (`ltrsched profile`)")
 
 
 def sampling_mismatch(profile, config) -> str | None:
