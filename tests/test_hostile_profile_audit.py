@@ -142,3 +142,22 @@ def test_fit_steps_refuses_a_log_it_cannot_fit_with_a_typed_error():
                         "vllm_schedule_s": [1e-4], "plugin_s": [0.0]})
     with pytest.raises(ArgumentValueError, match=r"too few usable steps to fit a profile \(1\)"):
         fit_steps(one)
+
+
+def test_profiles_lists_a_profile_file_whose_texts_hold_line_breaks_on_one_row(tmp_path, capsys):
+    """A hand-edited profile whose name or description held a line break split `ltrsched profiles FILE`'s row in two
+    (a row of no profile), and an ESC in it reached the terminal; they are shown escaped, as error lines show them."""
+    import json
+
+    from cli_helpers import run_cli_fast
+    from ltrsched.sim.profiles import profile_to_dict
+
+    data = profile_to_dict(load_profile("cpu-llama-tiny"))
+    data.update(name="my\nprofile", description="measured\non\x1b[31m Tuesday")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))
+    for steps in ((), ("--steps",)):
+        r = run_cli_fast(capsys, "profiles", path, *steps)
+        lines = r.stdout.splitlines()
+        assert r.returncode == 0 and len(lines) == 2, r.stdout
+        assert lines[1].startswith("my\\nprofile  ") and lines[1].endswith("measured\\non\\x1b[31m Tuesday")
