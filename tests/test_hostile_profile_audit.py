@@ -44,6 +44,7 @@ def test_the_simulator_at_an_engine_runs_own_speed_is_left_out_where_its_steps_w
     assert simulate_at_speed(wl, "fcfs", config, profile, floor * 0.5) is None
     assert simulate_at_speed(wl, "fcfs", config, profile, floor * 1.01).summary["num_requests"] == 3
     note = too_fast_note([("fcfs on burst, repeat 1 (v/runs/burst/fcfs/engine)", 6.71e-05), ("x", 1e-5)], "slow.json")
+    assert "\n" not in too_fast_note([("x", 1e-5)], "a\nb.json")
     assert note.startswith("engine run fcfs on burst, repeat 1 (v/runs/burst/fcfs/engine) (and 1 more) took 6.71e-05 "
                            "times the step times of profile slow.json; the report leaves out the simulator at that "
                            "speed")
@@ -81,6 +82,8 @@ def test_validate_notes_a_profile_of_another_model_than_the_engine_serves(monkey
                     "(llama-tiny (profile cpu-llama-tiny): 2), so the simulator's step times are another model's: "
                     "give --profile a profile of this model (`ltrsched profile`)")
     assert model_mismatch(tiny, None, "cpu-llama-tiny") is None
+    assert model_mismatch(replace(big, name="big\nmodel"), None, "cpu-llama-tiny").startswith(
+        "the profile big\\nmodel times")  # (one line: a hand-edited file's name may hold a line break)
     # (the served model's config.json as served_model_config reads it: reading it checks the architecture against
     # transformers', whose import takes 10 s)
     monkeypatch.setattr(engines, "served_model_config", lambda config: dict(tiny.model_config))

@@ -12,7 +12,7 @@ import click
 from ltrsched import atomic
 from ltrsched.engine.config import check_policy_stops_at_eos
 from ltrsched.errors import UserError, first_repeat, list_items
-from ltrsched.names import check_printable, shown_path
+from ltrsched.names import check_printable, one_line, shown_path
 from ltrsched.policies.needs import check_needs
 from ltrsched.notices import work_starts
 from ltrsched.outputs import OutFile
@@ -276,8 +276,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     step_profile = load_profile(sim_profile)
     for mismatch in (sampling_mismatch(step_profile, config), model_mismatch(step_profile, config,
                                                                              engine["emulate_profile"])):
-        if mismatch:
-            click.echo(f"note: {mismatch}", err=True)
+        if mismatch:  # (on one line: a profile file's name, model or path may hold a line break)
+            click.echo(f"note: {one_line(mismatch)}", err=True)
     engine_dirs = [f"engine-{k}" for k in range(repeats)] if repeats > 1 else ["engine"]
     run_dirs = [_run_dir(out, case, spec) / d for case in names for spec in specs for d in (*engine_dirs, "sim")]
     options = {"--workload": workload, "-n": num_requests, "--arrival": arrival, "--rate": rate, "--cv": cv,
@@ -492,9 +492,10 @@ def too_fast_note(runs: list[tuple[str, float]], profile: str) -> str:
     from ltrsched.sim.profiles.model import MIN_STEP_S
 
     (first, ratio), more = runs[0], len(runs) - 1
-    return (f"engine run {first}{f' (and {more} more)' if more else ''} took {ratio:.3g} times the step times of "
-            f"profile {profile}; the report leaves out the simulator at that speed, where a step would take less than "
-            f"the simulator's shortest ({MIN_STEP_S:g} s): is the profile one of this model on this device?")
+    return one_line(f"engine run {first}{f' (and {more} more)' if more else ''} took {ratio:.3g} times the step "
+                    f"times of profile {profile}; the report leaves out the simulator at that speed, where a step "
+                    f"would take less than the simulator's shortest ({MIN_STEP_S:g} s): is the profile one of this "
+                    "model on this device?")
 
 
 #: The sizes of a model (:class:`~ltrsched.sim.kv_capacity.ModelShape`'s) that tell two models apart.
@@ -522,9 +523,10 @@ def model_mismatch(profile, config, emulate_profile: str | None) -> str | None:
     differs = next((size for size in MODEL_SIZES if getattr(ours, size) != getattr(shape, size)), None)
     if differs is None:
         return None
-    return (f"the profile {profile.name} times a model of other sizes ({profile.model}: {differs} "
-            f"{getattr(ours, differs)}) than the engine serves ({model}: {getattr(shape, differs)}), so the "
-            "simulator's step times are another model's: give --profile a profile of this model (`ltrsched profile`)")
+    return one_line(f"the profile {profile.name} times a model of other sizes ({profile.model}: {differs} "
+                    f"{getattr(ours, differs)}) than the engine serves ({model}: {getattr(shape, differs)}), so the "
+                    "simulator's step times are another model's: give --profile a profile of this model "
+                    "(`ltrsched profile`)")
 
 
 def sampling_mismatch(profile, config) -> str | None:
