@@ -1,15 +1,19 @@
 """A seeded hostile-input fuzz of the commands' options, in this process (:func:`cli_helpers.run_cli_captured`).
 
 Each case is one command's valid base command line with ONE option (or argument) changed to a hostile value: empty,
-blank, NaN/inf/-0/1e308/-1e308/2**63, huge and negative integers, unicode, control characters, a line break or ESC,
+blank, NaN/inf/-0/1e308/-1e308/2**63, huge and negative integers, numbers as text that ``int()``/``float()`` read
+otherwise than written (1e400, 0x10, Arabic-Indic and full-width digits: :data:`NUMBER_TEXTS`), a value of 5,000
+characters, an existing file whose name holds a line break, unicode, control characters, a line break or ESC,
 a directory where a file is wanted and a file where a directory is, an output that cannot be written (under /proc:
 the suite runs as root, where a read-only mode bit writes anyway), an output equal to an input, the option given
 twice, comma lists with empty or repeated members, bad policy and router specs, and workload files of other sources
 where a command reads one (:data:`WORKLOAD_FILES`: other models' lengths, other columns, other scripts, broken
-files). A case passes when the command exits 0 or 2, with one ``error:`` line on stderr for 2 (the last, after
-nothing but the warnings explaining it) and no traceback for either, within its time limit, leaving every input
-file as it was. The engine never starts: where a command would start it (after ``start_engine``'s own checks of
-its options) or load a served model, the case stops, and passes (:data:`ENGINE` is its outcome).
+files), and profile files where a command reads one (:data:`PROFILES`: NaN, 1e400, negative and zero terms, missing
+keys, wrong types, another model, empty, binary, a FIFO, a loop of links, 65 MB). A case passes when the command
+exits 0 or 2, with one ``error:`` line on stderr for 2 (the last, after nothing but the warnings explaining it) and
+no traceback for either, within its time limit, leaving every input file as it was. The engine never starts: where
+a command would start it (after ``start_engine``'s own checks of its options) or load a served model, the case
+stops, and passes (:data:`ENGINE` is its outcome).
 
 Run once, outside the suite (each case in a fresh directory; a summary and every failure printed)::
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import os
 import random
 import signal
 import sys
@@ -49,11 +54,18 @@ class Hang(BaseException):
     """Raised by the alarm when a case runs past its time limit."""
 
 
+#: Numbers as text that Python's own ``int()``/``float()`` or a careless parser read otherwise than written: beyond a
+#: float (1e400: inf), below one (1e-400: 0), hexadecimal and binary, digits of other scripts (Arabic-Indic three,
+#: full-width five), a Unicode minus, underscores, signs and spaces around, a trailing dot, "Infinity".
+NUMBER_TEXTS = ["1e400", "-1e400", "1e-400", "0x10", "0b1", "٣", "５", "\u22121", "1_000", "+5", " 5 ", "5.", ".5",
+                "Infinity", "-0.0"]
+
 #: Hostile values for any option that takes a value. ``{IN}`` is the inputs directory; ``{INPUT}`` the command's own
 #: input file (the output-equals-input case).
 GENERIC = ["", " ", "\t", "nan", "inf", "-inf", "-0", "1e308", "-1e308", str(2**63), str(-2**63 - 1), "-1", "0",
            "99999999999999999999", "-99999999999999999999", "中文😀", "a\x1bb", "a\nb", "a\rb", "{IN}/adir",
-           "{IN}/afile.txt", "{IN}/afile.txt/x", f"{UNWRITABLE_DIR}/x", "{INPUT}", "a,,b", ",", "x,x"]
+           "{IN}/afile.txt", "{IN}/afile.txt/x", f"{UNWRITABLE_DIR}/x", "{INPUT}", "a,,b", ",", "x,x", *NUMBER_TEXTS,
+           "x" * 5000, "{IN}/line\nbreak.csv"]
 
 POLICY_SPECS = ["ltr:tau=", "ltr:tau=nan", "ltr:tau=inf", "ltr:tau=-0", "ltr:tau=1e308", "mlfq:levels=0",
                 "mlfq:quantum=0", "mlfq:threshold=nan", "fcfs:x=1", "fcfs:starve=-1", f"fcfs:starve={2**63}",
@@ -144,6 +156,68 @@ def _parquet(path: Path, output_tokens=None, dtype=None, truncated: bool = False
 WORKLOADS = [f"{{IN}}/wl/{name}" for name in WORKLOAD_FILES]
 
 
+def _profile_text(change=None, drop=None, text=None, base="cpu-llama-tiny") -> str:
+    """The built-in profile ``base``'s file text with its dict changed by ``change`` (key -> value; a dotted key
+    reaches into a table or ``provenance.engine``), the key ``drop`` left out, or ``text`` replacing a value's JSON
+    text (``(old, new)``: a literal json cannot write, NaN or 1e400)."""
+    import json
+
+    from ltrsched.sim.profiles import load_profile, profile_to_dict
+
+    data = profile_to_dict(load_profile(base))
+    for key, value in (change or {}).items():
+        *path, last = key.split(".")
+        node = data
+        for part in path:
+            node = node[part]
+        node[last] = value
+    if drop:
+        data.pop(drop)
+    out = json.dumps(data)
+    if text:
+        assert text[0] in out, text
+        out = out.replace(*text, 1)
+    return out
+
+
+#: Profile files (``--profile``, ``--emulate``) written under ``{IN}/prof/`` by :func:`make_inputs`: name -> a
+#: callable giving its text (bytes for a binary one), or None for the special ones :func:`make_inputs` makes beside
+#: the inputs (``{IN}/../special/``: a named pipe, a link to itself, a 65 MB sparse file): NaN and 1e400 literals,
+#: negative and zero coefficients, a step of no time, missing keys, wrong types, another model and TP, another block
+#: size, a context of 1 token, empty, blank, binary, TOML and nested files.
+PROFILE_FILES = {
+    "nan.json": lambda: _profile_text(text=('"overhead_s_per_step": 0.', '"overhead_s_per_step": NaN, "x": 0.')),
+    "nan_only.json": lambda: _profile_text(text=('"decode_attention_s_per_kv_token": ',
+                                                 '"decode_attention_s_per_kv_token": NaN, "y": ')),
+    "inf.json": lambda: _profile_text(text=('"overhead_s_per_seq": 0.0', '"overhead_s_per_seq": 1e400')),
+    "negative.json": lambda: _profile_text({"prefill_attention_s_per_pair": -1e-9}),
+    "zero_steps.json": lambda: _profile_text({"non_attention.non_attention_s": [0.0] * 18,
+                                              "sampling.sampling_s": [0.0] * 7, "overhead_s_per_step": 0.0,
+                                              "overhead_s_per_seq": 0.0}),
+    "missing_key.json": lambda: _profile_text(drop="decode_attention_s_per_kv_token"),
+    "string_number.json": lambda: _profile_text({"max_model_len": "8192"}),
+    "bool_number.json": lambda: _profile_text({"tensor_parallel": True}),
+    "list_table.json": lambda: _profile_text({"sampling": [1, 2]}),
+    "other_model.json": lambda: _profile_text(base="a100-llama3-70b-tp8"),  # (beside the engine's llama-tiny)
+    "other_tp.json": lambda: _profile_text({"tensor_parallel": 8}),  # (8 does not divide its 4 heads)
+    "other_block_size.json": lambda: _profile_text({"provenance.engine.block_size": 7}),
+    "no_block_size.json": lambda: _profile_text({"provenance.engine.block_size": "x"}),
+    "context_1.json": lambda: _profile_text({"max_model_len": 1}),
+    "empty.json": lambda: "",
+    "blank.json": lambda: " \n\t\n",
+    "binary.json": lambda: bytes(range(256)) * 4,
+    "utf16.json": lambda: _profile_text().encode("utf-16"),
+    "toml.toml": lambda: 'format = "ltrsched-step-time-profile"\nformat_version = 1\n',
+    "list.json": lambda: "[]",
+    "nested.json": lambda: "[" * 100_000,
+    "adir.json": None,
+}
+#: The special profile paths (:func:`make_inputs` makes them in ``{IN}/../special/``, outside the inputs whose files
+#: a case's snapshot reads): a named pipe (must not hang), a symbolic link to itself, a 65 MB sparse file.
+SPECIAL_PROFILES = ["{IN}/../special/fifo.json", "{IN}/../special/loop.json", "{IN}/../special/sparse.json"]
+PROFILES = [f"{{IN}}/prof/{name}" for name in PROFILE_FILES] + SPECIAL_PROFILES + ["/dev/zero", "/dev/null"]
+
+
 @dataclass(frozen=True)
 class Base:
     """A command line that runs (or reaches the engine): ``args`` its positional part (the command and its arguments,
@@ -164,20 +238,23 @@ BASES: dict[str, Base] = {
     # (--replicas 2: a --router is refused without replicas above 1, and the router specs would stop there)
     "simulate": Base(("simulate",), {"-w": "{IN}/w.csv", "-n": "5", "-o": "out/run", "--record-steps": None,
                                      "--replicas": "2"},
-                     specs={"-P": POLICY_SPECS, "--router": ROUTER_SPECS, "-w": WORKLOADS}),
+                     specs={"-P": POLICY_SPECS, "--router": ROUTER_SPECS, "-w": WORKLOADS, "--profile": PROFILES}),
     "sweep": Base(("sweep", "{IN}/s.toml"), {"-o": "out/sw", "-j": "1"}, input_file="{IN}/s.toml"),
     "capacity": Base(("capacity",), {"--slo": "ttft_p90=2", "-w": "{IN}/w.csv", "-n": "5", "--seeds": "1",
                                      "-p": "fcfs", "-j": "1", "--max-rate": "8", "-o": "out/cap", "--replicas": "2"},
-                     specs={"-p": POLICY_SPECS, "--router": ROUTER_SPECS, "--slo": SLO_SPECS, "-w": WORKLOADS}),
+                     specs={"-p": POLICY_SPECS, "--router": ROUTER_SPECS, "--slo": SLO_SPECS, "-w": WORKLOADS,
+                            "--profile": PROFILES}),
     "plot cdf": Base(("plot", "cdf", "{IN}/run"), {"-o": "out/c.png"}, input_file="{IN}/run/summary.json"),
     "plot trace": Base(("plot", "trace", "{IN}/run"), {"-o": "out/t.json"}, input_file="{IN}/run/summary.json"),
     "profile": Base(("profile",), {"-m": "llama-tiny", "--quick": None, "-o": "out/p.json", "--kv-cache-gib": "1"},
-                    input_file="{IN}/profile.json"),
+                    input_file="{IN}/profile.json", specs={"--emulate": PROFILES}),
     "validate": Base(("validate",), {"-w": "{IN}/w.csv", "-n": "3", "-m": "llama-tiny", "-o": "out/val",
                                      "--kv-cache-gib": "1"},
-                     specs={"--policies": POLICY_SPECS, "-w": WORKLOADS}),
+                     specs={"--policies": POLICY_SPECS, "-w": WORKLOADS, "--profile": PROFILES,
+                            "--emulate": PROFILES}),
     "replay": Base(("replay",), {"-w": "{IN}/w.csv", "-n": "3", "-m": "llama-tiny", "-o": "out/rp",
-                                 "--kv-cache-gib": "1"}, specs={"-P": POLICY_SPECS, "-w": WORKLOADS}),
+                                 "--kv-cache-gib": "1"},
+                   specs={"-P": POLICY_SPECS, "-w": WORKLOADS, "--emulate": PROFILES}),
     "label": Base(("label",), {"-m": "smollm2", "--limit": "2", "-o": "out/l.parquet"},
                   input_file="{IN}/prompts.json", specs={"--prompts": WORKLOADS}),
     "predict": Base(("predict",), {"-m": "{IN}/ckpt", "-w": "{IN}/prompts.json", "-o": "out/p.parquet"},
@@ -185,7 +262,8 @@ BASES: dict[str, Base] = {
     "evaluate": Base(("evaluate",), {"-m": "{IN}/ckpt", "--data": "{IN}/prompts.json", "--split": "all",
                                      "--plot": "out/e.png"}, input_file="{IN}/prompts.json",
                      specs={"--data": WORKLOADS}),
-    "profiles": Base(("profiles",), {"--steps": None}),
+    # (an argument for the ARG cases to replace: without one they replaced the command's name, `ltrsched VALUE`)
+    "profiles": Base(("profiles", "cpu-llama-tiny"), {"--steps": None}, specs={"ARG": PROFILES}),
     "workloads": Base(("workloads",), {}),
     "policies": Base(("policies",), {}),
     "routers": Base(("routers",), {}),
@@ -291,13 +369,14 @@ def all_cases(commands=None) -> list[Case]:
         base = BASES[command]
         if command == "sweep-file":
             for key in (*SWEEP_LIST_KEYS, *SWEEP_SCALAR_KEYS):
-                specs = {"policies": POLICY_SPECS, "routers": ROUTER_SPECS, "workloads": WORKLOADS}.get(key, [])
+                specs = {"policies": POLICY_SPECS, "routers": ROUTER_SPECS, "workloads": WORKLOADS,
+                         "profiles": PROFILES}.get(key, [])
                 cases += [Case(command, key, v) for v in GENERIC + TOML_VALUES + specs]
             cases += [Case(command, key, None) for key in SWEEP_FILE]
             continue
         for option, flag in command_options(command):
             if option == "ARG":
-                values = [v for v in GENERIC if v != "{INPUT}"]
+                values = [v for v in GENERIC if v != "{INPUT}"] + base.specs.get("ARG", [])
             elif flag:
                 values = []
             else:
@@ -333,6 +412,23 @@ def make_inputs(directory: Path) -> Path:
             path.write_text(content)
     (directory / "w.csv").write_text("prompt_tokens,output_tokens\n" + "".join(f"{20 + i},{5 + 3 * i}\n"
                                                                                for i in range(8)))
+    (directory / "line\nbreak.csv").write_bytes((directory / "w.csv").read_bytes())  # (a name holding a line break)
+    (directory / "prof").mkdir(exist_ok=True)
+    for name, make in PROFILE_FILES.items():
+        path = directory / "prof" / name
+        if make is None:
+            path.mkdir(exist_ok=True)
+        else:
+            content = make()
+            path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    special = directory.parent / "special"
+    special.mkdir(exist_ok=True)
+    if not (special / "fifo.json").exists():
+        os.mkfifo(special / "fifo.json")
+    if not (special / "loop.json").is_symlink():
+        (special / "loop.json").symlink_to(special / "loop.json")
+    with open(special / "sparse.json", "wb") as fh:
+        fh.truncate(65 << 20)  # (no blocks on disk: a file of NUL bytes above the 64 MiB a profile may hold)
     (directory / "s.toml").write_text(f'policies = ["fcfs"]\nworkloads = ["{directory / "w.csv"}"]\n'
                                       'arrival = "poisson"\nrates = [8.0]\nnum_requests = 5\n')
     result = simulate(make_workload([20, 20, 20], [3, 9, 27], np.arange(3) * 0.05), make_policy("fcfs"),

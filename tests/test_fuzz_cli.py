@@ -44,6 +44,17 @@ CASES = [
     ("sweep-file", "workloads", "{IN}/wl/cap4096.csv"), ("replay", "-w", "{IN}/wl/nan_lengths.parquet"),
     ("validate", "-w", "{IN}/wl/utf16.jsonl"), ("predict", "-w", "{IN}/wl/intl.jsonl"),
     ("evaluate", "--data", "{IN}/wl/equal.csv"), ("label", "--prompts", "{IN}/wl/empty_prompt.jsonl"),
+    # numbers as text int()/float() read otherwise than written (fuzz_cli.NUMBER_TEXTS), a 5,000-character value, a
+    # file whose name holds a line break
+    ("simulate", "--rate", "1e400"), ("simulate", "-n", "٣"), ("sweep", "-j", "0x10"),
+    ("capacity", "--max-rate", "５"),
+    ("simulate", "--seed", "1_000"), ("simulate", "-o", "x" * 5000), ("simulate", "-w", "{IN}/line\nbreak.csv"),
+    # hostile profile files (fuzz_cli.PROFILES)
+    ("simulate", "--profile", "{IN}/prof/nan.json"), ("simulate", "--profile", "{IN}/../special/fifo.json"),
+    ("simulate", "--profile", "{IN}/../special/loop.json"), ("simulate", "--profile", "{IN}/../special/sparse.json"),
+    ("capacity", "--profile", "{IN}/prof/missing_key.json"), ("replay", "--emulate", "{IN}/prof/zero_steps.json"),
+    ("validate", "--emulate", "{IN}/prof/other_model.json"), ("sweep-file", "profiles", "{IN}/prof/empty.json"),
+    ("profiles", "ARG", "{IN}/prof/binary.json"), ("profile", "--emulate", "{IN}/prof/inf.json"),
 ]
 
 

@@ -12,7 +12,7 @@ import click
 from ltrsched import atomic
 from ltrsched.engine.config import check_policy_stops_at_eos
 from ltrsched.errors import UserError, first_repeat, list_items
-from ltrsched.names import check_printable, shown_path
+from ltrsched.names import check_printable, one_line, shown_path
 from ltrsched.policies.needs import check_needs
 from ltrsched.notices import work_starts
 from ltrsched.outputs import OutFile
@@ -218,7 +218,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.sim.profiles import load_profile
     from ltrsched.validation.compare import ValidationTally
     from ltrsched.validation.outdir import check_validation_dir, finish_validation
-    from ltrsched.validation.own_speed import simulate_at_speed
+    from ltrsched.validation.own_speed import simulate_at_speed, too_fast_to_simulate
     from ltrsched.policies.batching import thrash_named
     from ltrsched.validation.engine_passes import describe_engine_run
     from ltrsched.validation.resume import arguments_digest, validation_arguments
@@ -274,9 +274,10 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
         else:
             check_emulated_fits(wl, config, engine["emulate_profile"], extra, f"policy {most}")
     step_profile = load_profile(sim_profile)
-    mismatch = sampling_mismatch(step_profile, config)
-    if mismatch:
-        click.echo(f"note: {mismatch}", err=True)
+    for mismatch in (sampling_mismatch(step_profile, config), model_mismatch(step_profile, config,
+                                                                             engine["emulate_profile"])):
+        if mismatch:  # (on one line: a profile file's name, model or path may hold a line break)
+            click.echo(f"note: {one_line(mismatch)}", err=True)
     engine_dirs = [f"engine-{k}" for k in range(repeats)] if repeats > 1 else ["engine"]
     run_dirs = [_run_dir(out, case, spec) / d for case in names for spec in specs for d in (*engine_dirs, "sim")]
     options = {"--workload": workload, "-n": num_requests, "--arrival": arrival, "--rate": rate, "--cv": cv,
@@ -305,6 +306,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                                                         kept)
     tally = ValidationTally()
     sim_config = facts.sim_config(sim_profile, config)
+    too_fast: list[tuple[str, float]] = []  # (engine runs too fast for the simulator at their own speed, factors)
     for case, wl in zip(names, prepared):
         engs = engine_runs[case]
         sims = {}
@@ -314,6 +316,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                 with thrash_named("simulator run at the speed of engine run "
                                   f"{describe_engine_run(spec, case, k, dirs[case, spec, k])}"):
                     at_speed = simulate_at_speed(wl, spec, sim_config, step_profile, factor)
+                if at_speed is None and too_fast_to_simulate(step_profile, factor):
+                    too_fast.append((describe_engine_run(spec, case, k, dirs[case, spec, k]), factor))
                 tally.add_own_speed(case, spec, k, factor, at_speed, e)
             sim_dir = _run_dir(out, case, spec) / "sim"
             with thrash_named(f"simulator run {describe_engine_run(spec, case, None, sim_dir)}"):
@@ -334,6 +338,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                      spread=spread_repeats and repeats > 1, note=resumed and resumed[0].upper() + resumed[1:] + ".")
     finish_validation(out)
     click.echo(f"report: {shown_path(md)}")
+    if too_fast:
+        click.echo(f"note: {too_fast_note(too_fast, sim_profile)}", err=True)
     # (once for the validation, each engine run counted: a case's policies and repeats share its workload)
     note = duration_note([cut for cut in cuts for _ in range(len(specs) * repeats)], duration)
     if note:
@@ -477,6 +483,50 @@ def _case_label(arrival: str, rate: float | None) -> str:
 
 def _run_dir(out: Path, case: str, spec: str) -> Path:
     return out / "runs" / case.replace("/", "_") / spec.replace(":", "_").replace(",", "_")
+
+
+def too_fast_note(runs: list[tuple[str, float]], profile: str) -> str:
+    """The note that the report leaves out the simulator at the own speed of ``runs`` (each engine run named, with
+    its step-time ratio to ``profile``'s step times): at that speed a step would take less than the simulator's
+    shortest."""
+    from ltrsched.sim.profiles.model import MIN_STEP_S
+
+    (first, ratio), more = runs[0], len(runs) - 1
+    return one_line(f"engine run {first}{f' (and {more} more)' if more else ''} took {ratio:.3g} times the step "
+                    f"times of profile {profile}; the report leaves out the simulator at that speed, where a step "
+                    f"would take less than the simulator's shortest ({MIN_STEP_S:g} s): is the profile one of this "
+                    "model on this device?")
+
+
+#: The sizes of a model (:class:`~ltrsched.sim.kv_capacity.ModelShape`'s) that tell two models apart.
+MODEL_SIZES = ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim", "intermediate_size", "vocab_size")
+
+
+def model_mismatch(profile, config, emulate_profile: str | None) -> str | None:
+    """Why ``profile`` (the simulator's) times another model than the engine of ``config`` serves (the model of the
+    ``emulate_profile`` where one is emulated), by the first of :data:`MODEL_SIZES` that differs; None where they
+    agree or the served model's sizes cannot be read (the engine's start says why). ``validate -p`` with a profile
+    of a 70B model beside an engine serving a tiny one compared their runs without a word."""
+    from ltrsched.sim.kv_capacity import ModelShape
+    from ltrsched.sim.profiles import load_profile
+    from ltrsched.validation.engines import served_model_config
+
+    try:
+        if emulate_profile is not None:
+            served = load_profile(emulate_profile)
+            shape, model = served.model_shape, f"{served.model} (profile {emulate_profile})"
+        else:
+            shape, model = ModelShape.from_config(served_model_config(config), source=config.model), config.model
+    except (UserError, OSError, ValueError):  # (a note only: the engine's start refuses such a model in its words)
+        return None
+    ours = profile.model_shape
+    differs = next((size for size in MODEL_SIZES if getattr(ours, size) != getattr(shape, size)), None)
+    if differs is None:
+        return None
+    return one_line(f"the profile {profile.name} times a model of other sizes ({profile.model}: {differs} "
+                    f"{getattr(ours, differs)}) than the engine serves ({model}: {getattr(shape, differs)}), so the "
+                    "simulator's step times are another model's: give --profile a profile of this model "
+                    "(`ltrsched profile`)")
 
 
 def sampling_mismatch(profile, config) -> str | None:

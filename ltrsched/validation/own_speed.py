@@ -25,13 +25,33 @@ KEYS = tuple(f"{m}_{s}" for m in GATED_METRICS for s in GATED_STATS)
 COLUMNS = ("case", "policy", "repeat", "speed_factor", "metric", "sim", "engine", "rel_error")
 
 
+def lightest_step_s(profile) -> float:
+    """The time [s] ``profile`` gives the lightest step with work (one prompt token of one sequence, no attention):
+    no step with work takes less (every term grows with the work)."""
+    from ltrsched.sim.step_shape import StepShape
+
+    return profile.step_time(StepShape(num_prefill_tokens=1, num_prefill_seqs=1))
+
+
+def too_fast_to_simulate(profile, factor: float) -> bool:
+    """Whether ``profile``'s step times multiplied by ``factor`` would give a step under the simulator's shortest,
+    :data:`~ltrsched.sim.profiles.model.MIN_STEP_S` (an engine run thousands of times faster than the profile: a
+    profile of a larger model or a slower device)."""
+    from ltrsched.sim.profiles.model import MIN_STEP_S
+
+    return lightest_step_s(profile) * factor < MIN_STEP_S
+
+
 def simulate_at_speed(workload, spec: str, config, profile, factor: float):
     """The simulator's run of ``workload`` under policy ``spec`` with ``config`` (a SimConfig) and ``profile``'s
-    step times multiplied by ``factor``; None when the factor is unknown (NaN: the run logged no timed step)."""
+    step times multiplied by ``factor``; None when the factor is unknown (NaN: the run logged no timed step) or
+    when it would make a step shorter than the simulator takes (:func:`too_fast_to_simulate`: ``validate -p`` with a
+    profile whose steps take 15,000 times the engine's ended, after every engine run, in a one-line error about
+    a profile 'NAMEx6.71e-05' the user never named, and wrote no report)."""
     from ltrsched.policies import make_policy
     from ltrsched.sim import simulate
 
-    if not (math.isfinite(factor) and factor > 0):
+    if not (math.isfinite(factor) and factor > 0) or too_fast_to_simulate(profile, factor):
         return None
     return simulate(workload, make_policy(spec), replace(config, profile=profile.scaled(factor)))
 

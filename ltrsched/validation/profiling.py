@@ -40,6 +40,9 @@ SEQ_KNOTS = (1, 8, 32, 64, 128, 256, 512)
 PROBE_GAP_S = 10_000.0
 #: Fewest usable steps :func:`fit_steps` fits a profile to.
 MIN_FIT_STEPS = 50
+#: The step log's columns :func:`fit_steps` reads (besides the scheduling times it takes the overhead from).
+FIT_COLUMNS = ("start", "cycle", "num_prefill_tokens", "num_prefill_seqs", "num_decode_seqs", "decode_context_tokens",
+               "prefill_attention_pairs")
 
 
 @dataclass(frozen=True)
@@ -237,10 +240,21 @@ def fit_steps(steps: pl.DataFrame, token_knots=TOKEN_KNOTS, seq_knots=SEQ_KNOTS,
 
     ``overhead_from_log``: take ``overhead_s_per_step`` from the logged scheduling times (a real engine,
     whose cycle times include them); False for an emulated engine, whose virtual clock does not.
-    ``warmup_s``: steps starting before it are left out [s] (:func:`usable_steps`)."""
+    ``warmup_s``: steps starting before it are left out [s] (:func:`usable_steps`).
+
+    A log that lacks a column the fit reads (a simulator's ``steps.parquet``, which times no cycle) or holds fewer
+    than :data:`MIN_FIT_STEPS` usable steps raises :class:`~ltrsched.errors.ArgumentValueError` (a ValueError, and a
+    one-line error on a command line; they were a polars ``ColumnNotFoundError`` and a plain ValueError)."""
+    from ltrsched.errors import ArgumentValueError
+
+    needed = FIT_COLUMNS + (("vllm_schedule_s", "plugin_s") if overhead_from_log else ())
+    missing = [c for c in needed if c not in steps.columns]
+    if missing:
+        raise ArgumentValueError(f"the step log lacks the column(s) {', '.join(missing)} a profile's fit reads: give "
+                                 "an engine's step log (replay's or profile's steps.parquet), not a simulator's")
     s = usable_steps(steps, warmup_s)
     if s.height < MIN_FIT_STEPS:
-        raise ValueError(f"too few usable steps to fit a profile ({s.height})")
+        raise ArgumentValueError(f"too few usable steps to fit a profile ({s.height})")
     overhead = float(np.median(s["vllm_schedule_s"].to_numpy() + s["plugin_s"].to_numpy())) if overhead_from_log else 0.0
     tokens = (s["num_prefill_tokens"] + s["num_decode_seqs"]).to_numpy()
     seqs = (s["num_prefill_seqs"] + s["num_decode_seqs"]).to_numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ltrsched.errors import UserError
-
+from ltrsched.names import one_line
 from ltrsched.sim.profiles.io import builtin_profiles, load_profile
 from ltrsched.sim.profiles.model import StepTimeProfile
 from ltrsched.sim.step_shape import StepShape
@@ -47,11 +47,13 @@ def _rows(profiles: list[StepTimeProfile], block_size: int, util: float, steps: 
             raise UserError(f"profile {p.name!r} leaves no GPU memory for one KV block of {block_size} tokens at "
                             f"--gpu-memory-utilization {util:g}; use a smaller --block-size or a larger "
                             "--gpu-memory-utilization")
-        row = [p.name, p.gpu, p.model, str(p.tensor_parallel), str(blocks),
+        # (a profile file's texts on one line each: a line break in its name or description split the table's row,
+        # and an ESC in it recoloured the terminal)
+        row = [one_line(p.name), one_line(p.gpu), one_line(p.model), str(p.tensor_parallel), str(blocks),
                f"{blocks * block_size * p.kv_bytes_per_token / 2**30:.1f}"]
         if steps:
             row += [f"{p.step_time(shape) * 1e3:.2f}" for _, shape in SAMPLE_STEPS]
-        row.append(p.description)
+        row.append(one_line(p.description))
         rows.append(row)
     return rows
 

@@ -7,6 +7,7 @@ naming the file and the key.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from ltrsched.inputs import PIPE, check_not_special, special_kind
 from ltrsched.numbers import is_finite_number
 from ltrsched.sim.kv_capacity import ModelShape, weight_bytes_per_gpu
 from ltrsched.sim.profiles.model import MIN_STEP_S, StepTimeProfile
+from ltrsched.workloads.utf8 import decode_utf8
 
 FORMAT = "ltrsched-step-time-profile"
 FORMAT_VERSION = 1
@@ -252,15 +254,23 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
             data = fh.read(MAX_PROFILE_BYTES + 1)
         if len(data) > MAX_PROFILE_BYTES:
             raise UserError(f"{path}: more than {MAX_PROFILE_BYTES >> 20} MiB, far more than a profile JSON file holds")
-        text = data.decode("utf-8-sig")  # (a byte-order mark is dropped)
+        # (a byte-order mark is dropped; UTF-16, a gzip file, binary bytes are each named: they were "'utf-8' codec
+        # can't decode byte 0xff in position 0: invalid start byte")
+        text = decode_utf8(data, path)
     except FileNotFoundError:
         raise UserError(f"profile file not found: {path}") from None
     except IsADirectoryError:
         raise UserError(f"profile path is a directory, not a JSON file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read profile file {path}: {exc}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # (it said "[Errno 40] Too many levels of symbolic links: 'PATH'", the path twice)
+            raise UserError(f"profile file {path} is a symbolic link that leads back to itself (a loop of links): "
+                            "give the file it should name") from None
+        raise UserError(f"cannot read profile file {path}: {exc.strerror or exc}") from None
     except ValueError as exc:  # a path no file can have (a NUL byte, from a JSON sweep file's "\u0000")
         raise UserError(f"cannot read profile file {str(path)!r}: {exc}") from None
+    if not text.strip():  # (it said "not valid JSON (Expecting value at line 1)" of a file of 0 bytes)
+        raise UserError(f"{path}: the file is empty{'' if not text else ' (blank: white space only)'}; a profile is "
+                        "a JSON object, as `ltrsched profile` writes one (PROFILES.md)")
     try:
         data = json.loads(text, object_pairs_hook=strict_json.unique_keys)
     except strict_json.DuplicateKeyError as exc:  # (json kept the last value: an edited profile ran with either)
@@ -275,10 +285,15 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
 
 
 def save_profile(profile: StepTimeProfile, path: str | os.PathLike) -> Path:
-    """Write ``profile`` as a profile JSON file, atomically and durably; :class:`UserError` on failure."""
+    """Write ``profile`` as a profile JSON file, atomically and durably; :class:`UserError` on failure, and, before
+    anything is written, for a profile whose file would not load (:func:`profile_from_dict`'s checks of the text
+    written): ``ltrsched profile --emulate`` on a profile at a key's limit fitted a decode attention of
+    1.0000000000000164 s per KV token and wrote a file that ``simulate -p`` then refused."""
     from ltrsched import atomic
 
-    return atomic.write_text(path, dumps_profile(profile))
+    text = dumps_profile(profile)
+    profile_from_dict(json.loads(text), source=f"profile {profile.name!r} (not written to {str(path)!r})")
+    return atomic.write_text(path, text)
 
 
 # ---------------------------------------------------------------------------- built-ins
