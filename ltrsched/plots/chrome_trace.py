@@ -92,10 +92,11 @@ def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None, start:
     return {"traceEvents": list(events), **rest}
 
 
-#: Events whose JSON text :func:`trace_chunks` makes at once (about 100 bytes each: a chunk of about 1 MB).
-EVENTS_PER_CHUNK = 10_000
+#: Events whose JSON text :func:`trace_chunks` makes at once (about 100 bytes of text each, 2-3 kB as Python objects
+#: while their chunk is made: 10,000 held 10 MB more at peak than 2,000, BENCHMARKS.md "Streamed writes").
+EVENTS_PER_CHUNK = 2_000
 #: Steps of a replica whose columns are read as Python lists at once (:func:`_replica_events`).
-STEPS_PER_SLICE = 10_000
+STEPS_PER_SLICE = 2_000
 
 
 def trace_text(steps: pl.DataFrame, meta: dict[str, Any] | None = None, start: float | None = None,
@@ -138,7 +139,8 @@ def _trace_parts(steps: pl.DataFrame, meta: dict[str, Any] | None, start: float 
     meta = meta or {}
     if "replica" not in steps.columns:  # (numbered before the window: a step's number is its place in the run)
         steps = steps.with_columns(replica=pl.lit(0, dtype=pl.Int64))
-    steps = steps.sort("replica", "start", maintain_order=True).with_columns(
+    # (the columns a trace reads only: the copies below are of them)
+    steps = steps.select(*REQUIRED, "replica").sort("replica", "start", maintain_order=True).with_columns(
         step=pl.int_range(pl.len()).over("replica"), next_start=pl.col("start").shift(-1).over("replica"))
     total = steps.height
     steps = steps_in_window(steps, start, end)
@@ -153,9 +155,12 @@ def _trace_parts(steps: pl.DataFrame, meta: dict[str, Any] | None, start: float 
 
 
 def _events(steps: pl.DataFrame) -> Iterator[dict[str, Any]]:
-    """Each replica's process and thread names, then its steps' events (:func:`_replica_events`)."""
-    for (k,), part in steps.group_by("replica", maintain_order=True):
-        pid = int(k)
+    """Each replica's process and thread names, then its steps' events (:func:`_replica_events`); ``steps`` sorted by
+    replica (each replica's steps are a slice of them, not a copy as a group_by's)."""
+    first = 0
+    for k, count in steps["replica"].rle().struct.unnest().select("value", "len").iter_rows():
+        pid, part = int(k), steps.slice(first, count)
+        first += count
         yield {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": f"replica {pid}"}}
         yield {"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0, "args": {"sort_index": pid}}
         yield {"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "steps"}}
