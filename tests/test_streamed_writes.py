@@ -1,5 +1,5 @@
 """The two biggest writes go to their temp file a piece at a time, the file's bytes never all in memory: ``plot trace``
-(a 250,000-step trace: 534 MB more than the run while writing a 158 MB file, 91 MB after) and
+(a 250,000-step trace: 490-534 MB more than the run while writing a 158 MB file, 64 MB after) and
 ``atomic.write_parquet`` (a 1,000,000-request table: the file's bytes in a buffer first). Same bytes as before; the
 atomic temp file + rename is kept (BENCHMARKS.md, "Streamed writes")."""
 

@@ -109,7 +109,7 @@ def trace_chunks(steps: pl.DataFrame, meta: dict[str, Any] | None = None, start:
                  end: float | None = None) -> Iterator[str]:
     """:func:`chrome_trace`'s document as compact strict JSON, in pieces of :data:`EVENTS_PER_CHUNK` events made as
     they are read, for a writer to write each as it comes: the text of 250,000 steps built whole, then encoded, took
-    534 MB of memory more than the run (BENCHMARKS.md, "Streamed writes"). Every error (the steps, ``meta``, the
+    490-534 MB of memory more than the run (BENCHMARKS.md, "Streamed writes"). Every error (the steps, ``meta``, the
     window) is raised here, before the first piece is made."""
     events, rest = _trace_parts(steps, meta, start, end)
     return _text_chunks(events, rest)
