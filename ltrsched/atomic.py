@@ -64,7 +64,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def write_chunks(path: str | os.PathLike, chunks: Iterable[bytes]) -> Path:
     """Write the concatenation of ``chunks`` to ``path`` atomically and durably, each chunk as it comes: the file's
-    bytes are never all in memory (``plot trace`` writes a trace of 160 MB so). An exception from ``chunks`` removes
+    bytes are never all in memory (``plot trace`` writes a trace of 158 MB so). An exception from ``chunks`` removes
     the temp file and propagates; a failed write is a :class:`~ltrsched.errors.WriteFailedError`."""
 
     def fill(fd: int) -> None:
@@ -116,8 +116,8 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 class _FdSink:
     """A binary file object over an open descriptor, for a writer that takes one (polars' parquet writer): each
     ``write`` goes to the file at once (:func:`_write_all`). The first exception it raised is kept in ``error``:
-    polars reports it as a ComputeError, an OSError without its errno, a KeyboardInterrupt (Ctrl-C while it wrote) as
-    no interrupt at all."""
+    polars reports any as a ComputeError, in which an OSError loses its errno and a KeyboardInterrupt (Ctrl-C while it
+    wrote) is no interrupt any more."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -136,9 +136,10 @@ class _FdSink:
 
 
 def write_parquet(path: str | os.PathLike, df: Any) -> Path:
-    """Write a polars DataFrame as parquet atomically and durably, each piece polars makes (a column chunk, about
-    0.7 MB) written to the temp file as it comes: the file's bytes are never all in memory. The bytes are those of
-    ``df.write_parquet`` to a path or a buffer."""
+    """Write a polars DataFrame as parquet atomically and durably, each piece polars makes (a column chunk) written
+    to the temp file as it comes: the file's bytes are never all in memory (a 33 MB file of 1,000,000 requests held
+    34.5 MB of Python heap in a buffer, now 0.8 MB). The bytes are those of ``df.write_parquet`` to a path or a
+    buffer."""
 
     def fill(fd: int) -> None:
         sink = _FdSink(fd)
