@@ -7,14 +7,16 @@ preemptions per step and live requests. Timestamps are simulated time in
 microseconds (the trace-event format's unit). Counters drop to zero while a replica is idle.
 
 A trace holds at most :data:`MAX_TRACE_STEPS` steps (about 680 bytes of JSON each): a long run's whole trace (1,000
-requests, one at a time: 264k steps, 175 MB) is more than the viewers load, and its writing held every event in
-memory (1.8 GB). A longer run is traced a window at a time (:func:`steps_in_window`, ``plot trace --start --end``).
+requests, one at a time: 264k steps, 175 MB) is more than the viewers load. A longer run is traced a window at a time
+(:func:`steps_in_window`, ``plot trace --start --end``). The file is written a piece at a time as its events are made
+(:func:`trace_chunks`, :func:`ltrsched.atomic.write_chunks`): its text is never all in memory.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -90,15 +92,38 @@ def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None, start:
     return {"traceEvents": list(events), **rest}
 
 
+#: Events whose JSON text :func:`trace_chunks` makes at once (about 100 bytes of text each, 2-3 kB as Python objects
+#: while their chunk is made: 10,000 held 10 MB more at peak than 2,000, BENCHMARKS.md "Streamed writes").
+EVENTS_PER_CHUNK = 2_000
+#: Steps of a replica whose columns are read as Python lists at once (:func:`_replica_events`).
+STEPS_PER_SLICE = 2_000
+
+
 def trace_text(steps: pl.DataFrame, meta: dict[str, Any] | None = None, start: float | None = None,
                end: float | None = None) -> str:
-    """:func:`chrome_trace`'s document as compact strict JSON, each event written as it is made: the events of
-    250,000 steps held as Python objects took 1.7 GB of memory, their text about 170 MB."""
+    """:func:`chrome_trace`'s document as compact strict JSON: :func:`trace_chunks` joined."""
+    return "".join(trace_chunks(steps, meta, start, end))
+
+
+def trace_chunks(steps: pl.DataFrame, meta: dict[str, Any] | None = None, start: float | None = None,
+                 end: float | None = None) -> Iterator[str]:
+    """:func:`chrome_trace`'s document as compact strict JSON, in pieces of :data:`EVENTS_PER_CHUNK` events made as
+    they are read, for a writer to write each as it comes: the text of 250,000 steps built whole, then encoded, took
+    490-534 MB of memory more than the run (BENCHMARKS.md, "Streamed writes"). Every error (the steps, ``meta``, the
+    window) is raised here, before the first piece is made."""
     events, rest = _trace_parts(steps, meta, start, end)
+    return _text_chunks(events, rest)
+
+
+def _text_chunks(events: Iterator[dict[str, Any]], rest: dict[str, Any]) -> Iterator[str]:
     compact = {"separators": (",", ":")}
-    body = ",".join(strict_json.dumps(e, **compact) for e in events)
-    rest_text = strict_json.dumps(rest, **compact)  # ('{"displayTimeUnit":...}': the document's other keys)
-    return '{"traceEvents":[' + body + "]," + rest_text[1:]
+    yield '{"traceEvents":['
+    comma = ""
+    # (a list's compact JSON is its items' joined by ",": a chunk's text less its brackets is theirs)
+    while chunk := list(islice(events, EVENTS_PER_CHUNK)):
+        yield comma + strict_json.dumps(chunk, **compact)[1:-1]
+        comma = ","
+    yield "]," + strict_json.dumps(rest, **compact)[1:]  # ('{"displayTimeUnit":...}': the document's other keys)
 
 
 def _trace_parts(steps: pl.DataFrame, meta: dict[str, Any] | None, start: float | None,
@@ -114,7 +139,8 @@ def _trace_parts(steps: pl.DataFrame, meta: dict[str, Any] | None, start: float 
     meta = meta or {}
     if "replica" not in steps.columns:  # (numbered before the window: a step's number is its place in the run)
         steps = steps.with_columns(replica=pl.lit(0, dtype=pl.Int64))
-    steps = steps.sort("replica", "start", maintain_order=True).with_columns(
+    # (the columns a trace reads only: the copies below are of them)
+    steps = steps.select(*REQUIRED, "replica").sort("replica", "start", maintain_order=True).with_columns(
         step=pl.int_range(pl.len()).over("replica"), next_start=pl.col("start").shift(-1).over("replica"))
     total = steps.height
     steps = steps_in_window(steps, start, end)
@@ -129,9 +155,12 @@ def _trace_parts(steps: pl.DataFrame, meta: dict[str, Any] | None, start: float 
 
 
 def _events(steps: pl.DataFrame) -> Iterator[dict[str, Any]]:
-    """Each replica's process and thread names, then its steps' events (:func:`_replica_events`)."""
-    for (k,), part in steps.group_by("replica", maintain_order=True):
-        pid = int(k)
+    """Each replica's process and thread names, then its steps' events (:func:`_replica_events`); ``steps`` sorted by
+    replica (each replica's steps are a slice of them, not a copy as a group_by's)."""
+    first = 0
+    for k, count in steps["replica"].rle().struct.unnest().select("value", "len").iter_rows():
+        pid, part = int(k), steps.slice(first, count)
+        first += count
         yield {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": f"replica {pid}"}}
         yield {"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0, "args": {"sort_index": pid}}
         yield {"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "steps"}}
@@ -188,6 +217,12 @@ def step_name(prefill_tokens: int, decode_seqs: int) -> str:
 def _replica_events(pid: int, steps: pl.DataFrame) -> Iterator[dict[str, Any]]:
     """One replica's events, step by step: its slice, counters at its start and end, and zeroed counters where the
     replica then idles (its next step, in the window or after it, starts later)."""
+    for part in steps.iter_slices(STEPS_PER_SLICE):  # (250,000 steps' columns as lists at once: 59 MB more)
+        yield from _slice_events(pid, part)
+
+
+def _slice_events(pid: int, steps: pl.DataFrame) -> Iterator[dict[str, Any]]:
+    """:func:`_replica_events` of consecutive steps of one replica (their ``step`` and ``next_start`` set)."""
     cols = {c: steps[c].to_list() for c in (*REQUIRED, "step", "next_start")}
     for j in range(steps.height):
         start, dur = cols["start"][j], cols["duration"][j]
@@ -235,10 +270,11 @@ def check_trace_out(path: str | Path, option: str = "--out") -> None:
 def write_chrome_trace(result, path: str | Path, start: float | None = None, end: float | None = None,
                        option: str = "--trace") -> Path:
     """Write ``result``'s step trace (a :class:`ltrsched.results.RunResult` with steps) as trace-event JSON,
-    atomically and durably (:mod:`ltrsched.atomic`): the steps starting in [``start``, ``end``) [s], at most
-    :data:`MAX_TRACE_STEPS` (:func:`chrome_trace`). ``path`` may be new, empty or an earlier trace
-    (:func:`check_trace_out`; ``option`` names it in the error)."""
+    atomically and durably (:mod:`ltrsched.atomic`), a piece at a time (:func:`trace_chunks`): the steps starting in
+    [``start``, ``end``) [s], at most :data:`MAX_TRACE_STEPS` (:func:`chrome_trace`). ``path`` may be new, empty or an
+    earlier trace (:func:`check_trace_out`; ``option`` names it in the error)."""
     if result.steps is None:
         raise UserError("the run has no step trace; simulate with --record-steps (or --trace)")
     check_trace_out(path, option)
-    return atomic.write_text(path, trace_text(result.steps, result.meta, start, end))
+    chunks = trace_chunks(result.steps, result.meta, start, end)
+    return atomic.write_chunks(path, (chunk.encode("utf-8") for chunk in chunks))
