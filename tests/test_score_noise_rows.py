@@ -143,3 +143,11 @@ def test_scoring_attaches_per_request(scoring, column):
     moved, moved_info = attach_scores(_shuffled(wl), scoring, seed=2)
     assert _by_id(moved.df, [column]).equals(_by_id(scored.df, [column]))
     assert moved_info == info
+
+
+@pytest.mark.parametrize("policy, router", [("ltr:tau=0.6", "least-work:tau=0.6"), ("po", "least-work:tau=0.6"),
+                                            ("class", "rank:tau=0.6"), ("fcfs", "round-robin")])
+def test_a_row_shuffled_workload_routes_same_instant_arrivals_alike(policy, router):
+    """Same-instant arrivals are routed by request id, not by row (round-robin sent them to other replicas too)."""
+    wl = _workload()
+    assert _simulated(_shuffled(wl), policy, router).equals(_simulated(wl, policy, router))
