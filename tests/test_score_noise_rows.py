@@ -146,8 +146,10 @@ def test_scoring_attaches_per_request(scoring, column):
 
 
 @pytest.mark.parametrize("policy, router", [("ltr:tau=0.6", "least-work:tau=0.6"), ("po", "least-work:tau=0.6"),
-                                            ("class", "rank:tau=0.6"), ("fcfs", "round-robin")])
+                                            ("class", "rank:tau=0.6"), ("fcfs", "round-robin"),
+                                            ("fcfs", "random:seed=3")])
 def test_a_row_shuffled_workload_routes_same_instant_arrivals_alike(policy, router):
-    """Same-instant arrivals are routed by request id, not by row (round-robin sent them to other replicas too)."""
+    """Same-instant arrivals are routed by request id, not by row (round-robin sent them to other replicas too), and
+    ``random``'s seeded draws go to the requests by id."""
     wl = _workload()
     assert _simulated(_shuffled(wl), policy, router).equals(_simulated(wl, policy, router))
