@@ -153,3 +153,23 @@ def test_a_row_shuffled_workload_routes_same_instant_arrivals_alike(policy, rout
     ``random``'s seeded draws go to the requests by id."""
     wl = _workload()
     assert _simulated(_shuffled(wl), policy, router).equals(_simulated(wl, policy, router))
+
+
+def test_a_trace_file_sorted_another_way_simulates_alike(capsys, tmp_path):
+    """The user's case: a ``.csv`` trace with its requests' ids, and the same file sorted by output length."""
+    from cli_helpers import run_cli_fast
+
+    rng = np.random.default_rng(1)
+    n = 60
+    df = pl.DataFrame({"request_id": np.arange(n) * 2 + 5, "arrival_time": np.round(rng.uniform(0, 1, n), 1),
+                       "prompt_tokens": rng.integers(10, 300, n), "output_tokens": rng.integers(5, 600, n)})
+    df.write_csv(tmp_path / "trace.csv")
+    df.sort("output_tokens").write_csv(tmp_path / "sorted.csv")
+    got = []
+    for name in ("trace", "sorted"):
+        r = run_cli_fast(capsys, "simulate", "-w", tmp_path / f"{name}.csv", "--policy", "ltr:tau=0.6", "--no-progress",
+                         "--out", tmp_path / f"out-{name}")
+        assert r.returncode == 0, r.stderr
+        got.append(_by_id(pl.read_parquet(tmp_path / f"out-{name}" / "requests.parquet"),
+                          ["first_token_time", "finish_time"]))
+    assert got[0].equals(got[1])
