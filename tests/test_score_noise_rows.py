@@ -173,3 +173,22 @@ def test_a_trace_file_sorted_another_way_simulates_alike(capsys, tmp_path):
         got.append(_by_id(pl.read_parquet(tmp_path / f"out-{name}" / "requests.parquet"),
                           ["first_token_time", "finish_time"]))
     assert got[0].equals(got[1])
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+@pytest.mark.parametrize("spec", ["ltr:tau=0.6", "po", "class"])
+def test_the_engine_adapter_on_a_row_shuffled_workload_equals_the_simulator_on_the_original(spec):
+    """The engine adapter prepares the same policies from the workload's columns (in its rows' order): the noise per
+    request keeps it equal to the simulator whatever the rows' order (vLLM's V1 scheduler, emulated on the CPU)."""
+    from ltrsched.engine.emulate import EngineConfig, emulate
+    from test_engine_emulated import COMPARED
+
+    wl = _workload()
+    profile = LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=399)
+    engine = emulate(_shuffled(wl), make_policy(spec), profile.step_time,
+                     EngineConfig(num_gpu_blocks=400, max_num_batched_tokens=128, max_num_seqs=4))
+    sim = simulate(wl, make_policy(spec), SimConfig(  # (test_engine_emulated._both's: vLLM V1's rules)
+        profile=profile, max_num_batched_tokens=128, max_num_seqs=4, num_gpu_blocks=399, watermark=0.0,
+        preemption="recompute", semantics="vllm-v1"))
+    assert _by_id(engine.requests, COMPARED).equals(_by_id(sim.requests, COMPARED))
