@@ -63,7 +63,8 @@ class RefPO(Policy):
         from ltrsched.policies.approx_oracle import fill_missing_lengths
 
         self._estimate.reset()
-        est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed, what="po")
+        est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed, what="po",
+                                   request_ids=requests["request_id"])  # (the noise drawn per request, in id order)
         self._estimate[requests["request_id"]] = est
 
     def rank(self, view: LiveView) -> np.ndarray:

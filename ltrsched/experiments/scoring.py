@@ -11,7 +11,9 @@ Scoring strings:
   by name; a classifier of bucket width ``W`` [tokens] (default 820).
 
 Each returns the scored workload and a record of what was attached (achieved Kendall tau-b, bucket
-accuracy), which the runner stores in the run's summary.
+accuracy), which the runner stores in the run's summary. The ``approx-*`` kinds draw their noise over the requests in
+order of request id (:func:`ltrsched.policies.approx_oracle.id_order`): each request gets the same value whatever order
+the workload's rows come in.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import polars as pl
 
 from ltrsched.errors import UserError
 from ltrsched.experiments import approx
+from ltrsched.policies.approx_oracle import id_order, in_id_order
 from ltrsched.strict_json import defined
 from ltrsched.workloads.schema import Workload
 
@@ -143,7 +146,7 @@ def scoring_fingerprint(scoring: str) -> str | None:
 
 
 def _oracle_scores(out: np.ndarray, tau: float, seed: int) -> tuple[np.ndarray, str]:
-    """LTR scores from the policies package's approximate oracle (the one used everywhere)."""
+    """LTR scores from the policies package's approximate oracle (the one used everywhere), of requests in id order."""
     from ltrsched.policies import approx_oracle_scores
 
     return np.asarray(approx_oracle_scores(out, tau, seed), dtype=np.float64), "ltrsched.policies.approx_oracle_scores"
@@ -157,18 +160,22 @@ def attach_scores(workload: Workload, scoring: str, seed: int = 0) -> tuple[Work
         return workload, {}
     out = workload.df["output_tokens"].to_numpy()
     info: dict[str, Any] = {"scoring": scoring}
+    # (the noise is drawn over the requests in id order and put back in their rows: per request, not per row)
+    order = id_order(workload.df["request_id"].to_numpy(), len(out))
+    drawn = out if order is None else out[order]
     if kind == "approx-score":
-        scores, source = _oracle_scores(out, _float(params, "tau", scoring), seed)
+        scores, source = _oracle_scores(drawn, _float(params, "tau", scoring), seed)
+        scores = in_id_order(scores, order)
         df = workload.df.with_columns(score=pl.Series(scores, dtype=pl.Float64))
         info.update(kendall_tau=approx.kendall_tau_b(-scores, out), source=source)
     elif kind == "approx-po":
-        est, tau = approx.approx_lengths(out, _float(params, "tau", scoring), seed)
-        df = workload.df.with_columns(po_estimate=pl.Series(est, dtype=pl.Float64))
+        est, tau = approx.approx_lengths(drawn, _float(params, "tau", scoring), seed)
+        df = workload.df.with_columns(po_estimate=pl.Series(in_id_order(est, order), dtype=pl.Float64))
         info.update(kendall_tau=tau)
     elif kind == "approx-class":
         bucket = int(_float(params, "bucket", scoring))
-        pred, tau, acc = approx.approx_class_lengths(out, bucket, _float(params, "tau", scoring), seed)
-        df = workload.df.with_columns(predicted_length=pl.Series(pred, dtype=pl.Float64))
+        pred, tau, acc = approx.approx_class_lengths(drawn, bucket, _float(params, "tau", scoring), seed)
+        df = workload.df.with_columns(predicted_length=pl.Series(in_id_order(pred, order), dtype=pl.Float64))
         info.update(kendall_tau=tau, accuracy=acc, bucket=bucket)
     elif kind in ("trained-ltr", "trained-class"):
         sub = kind.split("-", 1)[1]

@@ -7,6 +7,11 @@ largest tau reachable with ties in the lengths gives the exact order (sigma = 0)
 than the tolerance (a few requests: 1, 1/3, -1/3, -1 on three), the scores take the nearest tau-b that scores
 without ties have (:func:`nearest_reachable_tau`; :func:`unreachable_tau_warning` names it): the bisection alone
 settled where two scores cross, on tied scores or on either side of the crossing, seed by seed.
+
+The noise belongs to the request, not to its row: given the requests' ids, every draw (the normals, the bisection, the
+swaps' random picks, ties broken by position) is made over the requests in order of id and the results put back in
+their rows (:func:`id_order`), so a workload whose rows come in another order (a sorted trace file, a loader's order)
+gets each request the same score. Rows already in id order (the built-in workloads, most files) draw as before.
 """
 
 from __future__ import annotations
@@ -41,11 +46,35 @@ def check_seed(seed: int) -> None:
         raise ValueError(f"seed must be >= 0, got {seed}")
 
 
+def id_order(request_ids, n: int) -> np.ndarray | None:
+    """The rows of ``n`` requests in order of their ``request_ids`` (the order every noise draw is made in), or None
+    where they are in that order already or no ids are given (None: the rows' own order)."""
+    if request_ids is None:
+        return None
+    ids = np.asarray(request_ids)
+    if len(ids) != n:
+        raise ValueError(f"request_ids has {len(ids):,} values for {n:,} requests")
+    if n < 2 or (ids[1:] > ids[:-1]).all():
+        return None
+    return np.argsort(ids, kind="stable")
+
+
+def in_id_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """``values`` (one per row, computed over the rows taken in :func:`id_order`'s ``order``) back in the rows'
+    own order."""
+    if order is None:
+        return values
+    out = np.empty_like(values)
+    out[order] = values
+    return out
+
+
 def _tau(score: np.ndarray, lengths: np.ndarray) -> float:
     return float(kendalltau(score, -lengths).statistic)
 
 
-def approx_oracle_scores(lengths: np.ndarray, tau: float, seed: int = 0, tolerance: float = TOLERANCE) -> np.ndarray:
+def approx_oracle_scores(lengths: np.ndarray, tau: float, seed: int = 0, tolerance: float = TOLERANCE,
+                         request_ids=None) -> np.ndarray:
     """Scores (higher = shorter) whose Kendall tau-b against the true lengths is ``tau`` (+-tolerance), or, where
     no scores without ties have a tau that close (a few requests: :func:`nearest_reachable_tau`), the nearest
     that they have; the scores never tie where the lengths differ.
@@ -54,10 +83,15 @@ def approx_oracle_scores(lengths: np.ndarray, tau: float, seed: int = 0, toleran
         lengths: true output lengths [tokens], > 0.
         tau: target Kendall tau-b in (0, 1].
         seed: noise seed.
+        request_ids: the requests' ids, one per length: the noise is drawn over the requests in order of id, so each
+            request's score is the same whatever order the rows come in (None: the rows' order, as if in id order).
     """
     if not 0 < tau <= 1:
         raise UserError(f"tau must be in (0, 1], got {tau}")
     lengths = np.asarray(lengths, dtype=np.float64)
+    order = id_order(request_ids, len(lengths))
+    if order is not None:
+        return in_id_order(approx_oracle_scores(lengths[order], tau, seed, tolerance), order)
     base = -np.log(lengths)
     if len(lengths) < 2:
         return base
@@ -212,16 +246,17 @@ def warn_unreachable_tau(lengths: np.ndarray, tau: float, what: str) -> None:
         print(warning, file=sys.stderr)
 
 
-def noisy_lengths(lengths: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
+def noisy_lengths(lengths: np.ndarray, tau: float, seed: int = 0, request_ids=None) -> np.ndarray:
     """Predicted lengths [tokens] with Kendall tau ``tau`` against the truth (a length-valued oracle): finite,
-    positive and in the order of :func:`approx_oracle_scores`, so their tau is the scores' tau.
+    positive and in the order of :func:`approx_oracle_scores` (of the same ``request_ids``: each request's length
+    whatever order the rows come in), so their tau is the scores' tau.
 
     They are ``exp(-score)`` (the true length times log-normal noise) wherever each is a normal float and at
     most the largest float over twice the number of requests (a router adds them up). Where one is not (the
     noise's scale runs to ~1e6 when ``tau`` is below what noise reaches on a few requests: ``exp`` gave inf and
     0, which tied requests that the scores order, and made a router's sums inf), the log-lengths are mapped
     linearly onto that range: the same order, without overflow."""
-    log_lengths = -approx_oracle_scores(lengths, tau, seed)
+    log_lengths = -approx_oracle_scores(lengths, tau, seed, request_ids=request_ids)
     if len(log_lengths) == 0:
         return np.exp(log_lengths)
     low, high = _LOG_TINY, _LOG_MAX - np.log(2 * len(log_lengths))  # (sums stay below half the largest float)
@@ -238,14 +273,15 @@ def noisy_lengths(lengths: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
 _LOG_TINY, _LOG_MAX = float(np.log(np.finfo(np.float64).tiny)), float(np.log(np.finfo(np.float64).max))
 
 
-def fill_missing_lengths(values, lengths, tau: float, seed: int = 0, *, what: str) -> np.ndarray:
-    """``values`` [tokens] with NaNs replaced by :func:`noisy_lengths` of the true ``lengths`` at ``tau``; where ties
-    put ``tau`` out of reach of those requests, :func:`warn_unreachable_tau` says so for ``what`` (the spec, e.g.
-    ``po:tau=0.51``), as ``ltr:tau=`` does."""
+def fill_missing_lengths(values, lengths, tau: float, seed: int = 0, *, what: str, request_ids=None) -> np.ndarray:
+    """``values`` [tokens] with NaNs replaced by :func:`noisy_lengths` of the true ``lengths`` at ``tau`` (drawn over
+    those requests in order of their ``request_ids``); where ties put ``tau`` out of reach of those requests,
+    :func:`warn_unreachable_tau` says so for ``what`` (the spec, e.g. ``po:tau=0.51``), as ``ltr:tau=`` does."""
     out = np.asarray(values, dtype=np.float64).copy()
     missing = np.isnan(out)
     if missing.any():
         drawn = np.asarray(lengths)[missing]
         warn_unreachable_tau(drawn, tau, what)
-        out[missing] = noisy_lengths(drawn, tau, seed)
+        ids = None if request_ids is None else np.asarray(request_ids)[missing]
+        out[missing] = noisy_lengths(drawn, tau, seed, ids)
     return out

@@ -67,7 +67,7 @@ class Classification(Policy):
         self._order.reset()
         given = np.asarray(requests["predicted_length"], dtype=np.float64)
         predicted = fill_missing_lengths(given, requests["output_tokens"], self.tau, self.seed,
-                                         what=f"{self.name}:tau={self.tau:g}")
+                                         what=f"{self.name}:tau={self.tau:g}", request_ids=requests["request_id"])
         if self.bucket is not None:
             key = np.floor(predicted / self.bucket)
         else:  # the noise model's lengths as a classifier of NOISE_BUCKET would give them (its bucket's midpoint)

@@ -44,7 +44,8 @@ class LTR(Policy):
             lengths = requests["output_tokens"]
             # (a tau the ties put out of reach ran silently at the exact order, or at random with equal lengths)
             warn_unreachable_tau(lengths, self.tau, f"{self.name}:tau={self.tau:g}")
-            self._oracle[requests["request_id"]] = approx_oracle_scores(lengths, self.tau, self.seed)
+            ids = requests["request_id"]  # (the noise follows the request, not its row: approx_oracle.id_order)
+            self._oracle[ids] = approx_oracle_scores(lengths, self.tau, self.seed, request_ids=ids)
         else:
             warn_missing_scores(requests, f"policy {self.name!r}", f"`{self.name}:tau=0.62`")
 

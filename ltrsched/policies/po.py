@@ -80,7 +80,8 @@ class PO(Policy):
         if missing.any():
             served = np.asarray(requests["output_tokens"])[missing]
             warn_unreachable_tau(served - self.tokens, self.tau, f"{self.name}:tau={self.tau:g}")
-            est[missing] = noisy_lengths(served, self.tau, self.seed)
+            ids = np.asarray(requests["request_id"])[missing]  # (drawn per request, in id order, whatever the rows')
+            est[missing] = noisy_lengths(served, self.tau, self.seed, request_ids=ids)
         self._estimate[requests["request_id"]] = est
 
     def on_arrival(self, request_ids, now) -> None:

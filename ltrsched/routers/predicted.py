@@ -66,7 +66,8 @@ class Rank(Router):
     def prepare(self, requests, num_replicas: int) -> None:
         if self.tau is not None:
             warn_unreachable_tau(requests["output_tokens"], self.tau, f"router {self.name}:tau={self.tau:g}")
-            self._score = approx_oracle_scores(requests["output_tokens"], self.tau, self.seed)
+            self._score = approx_oracle_scores(requests["output_tokens"], self.tau, self.seed,
+                                               request_ids=requests["request_id"])  # (as ltr:tau='s, per request)
         else:
             self._score = np.asarray(requests["score"], dtype=np.float64)
             _warn_uninformative(self._score, requests["request_id"], self.name)
@@ -168,7 +169,7 @@ class LeastWork(Router):
         self._bounded_by_replicas = self.max_model_len is not None or self.tau is not None
         if self.tau is not None:
             warn_unreachable_tau(requests["output_tokens"], self.tau, f"router {self.name}:tau={self.tau:g}")
-            length = noisy_lengths(requests["output_tokens"], self.tau, self.seed)
+            length = noisy_lengths(requests["output_tokens"], self.tau, self.seed, request_ids=requests["request_id"])
         else:
             length = np.asarray(requests["predicted_length"], dtype=np.float64)
             missing = np.flatnonzero(np.isnan(length))

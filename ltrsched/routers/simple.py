@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ltrsched.policies.approx_oracle import id_order, in_id_order
 from ltrsched.routers.base import Router
 from ltrsched.routers.registry import register
 
@@ -41,9 +42,11 @@ class Random(Router):
         self._choice: list[int] = []
 
     def prepare(self, requests, num_replicas: int) -> None:
-        # one draw per request position, made up front: the choice does not depend on routing order
-        n = len(requests["request_id"])
-        self._choice = np.random.default_rng(self.seed).integers(num_replicas, size=n).tolist()
+        # one draw per request, made up front: the choice does not depend on routing order; the draws go to the
+        # requests in order of id, not of row (a workload's rows in another order, same ids, routed otherwise)
+        ids = requests["request_id"]
+        draws = np.random.default_rng(self.seed).integers(num_replicas, size=len(ids))
+        self._choice = in_id_order(draws, id_order(ids, len(ids))).tolist()
 
     def route(self, request, now, replicas) -> int:
         return self._choice[request]

@@ -125,12 +125,6 @@ class _ArrivalTimeout(Timeout):
         env.schedule(self, URGENT, delay)
 
 
-def _arrival_ordered(table: RequestTable) -> bool:
-    """Whether the arrival order (arrival time, ties by row) lists requests by arrival, ties by request id."""
-    order = np.argsort(table.arrival_time, kind="stable")
-    return bool((np.lexsort((table.request_id[order], table.arrival_time[order])) == np.arange(len(order))).all())
-
-
 class _BlindView(ReplicaView):
     """What a router that declares ``reads_state = False`` gets: the replica's index, no state."""
 
@@ -149,9 +143,10 @@ class _BlindView(ReplicaView):
 
 
 def _arrivals(table: RequestTable, stop_time: float | None) -> tuple[list[int], list[float]]:
-    """Rows and arrival times [s] in arrival order (ties by row), those arriving at or after ``stop_time``
-    left out (no replica would admit them)."""
-    order = np.argsort(table.arrival_time, kind="stable")
+    """Rows and arrival times [s] in arrival order, ties by request id, those arriving at or after ``stop_time``
+    left out (no replica would admit them). (Ties were by row: a workload's rows in another order, same ids and
+    arrivals, routed same-instant arrivals in another order, round-robin's too; rows in id order route as before.)"""
+    order = np.lexsort((table.request_id, table.arrival_time))
     times = table.arrival_time[order]
     if stop_time is not None:
         order = order[times < stop_time]
@@ -253,7 +248,7 @@ def _fresh_guards(fleet: Sequence[Replica]) -> list[ThrashGuard] | None:
 def _route_arrivals(env: simpy.Environment, table: RequestTable, router: Router, views: Sequence[ReplicaState],
                     inboxes: Sequence[Inbox], horizon: Horizon, assigned: np.ndarray, stop_time: float | None,
                     guards: Sequence[ThrashGuard] | None = None):
-    """SimPy process: route every request at its arrival time (same-instant arrivals in row order), then
+    """SimPy process: route every request at its arrival time (same-instant arrivals by request id), then
     close the inboxes. ``horizon`` always holds the next arrival still to be routed. ``guards``: each replica's thrash
     guard, given each request routed there as it is (the share grows during the run)."""
     rows, times = _arrivals(table, stop_time)
@@ -332,7 +327,7 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
             from ltrsched.progress import progress_bar
 
             bar = progress_bar(n, f"simulate {policy.name} x{replicas}", "requests", leave=False)
-        horizon, ordered = Horizon(), _arrival_ordered(table)
+        horizon, ordered = Horizon(), True  # (routed by arrival, ties by id: :func:`_arrivals`; so is every inbox)
         inboxes = [Inbox(env, table, ordered, horizon) for _ in range(replicas)]
         traces = [StepTrace() if config.record_steps else None for _ in range(replicas)]
         fleet = [make_replica(env, setup, policies[k], config, table=inboxes[k].table, trace=traces[k],
