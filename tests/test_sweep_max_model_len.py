@@ -95,7 +95,7 @@ def test_the_key_of_a_run_that_sets_no_max_model_len_is_unchanged():
         "workload": "lmsys-like", "policy": "fcfs", "profile": "a100-llama3-8b", "num_requests": 20, "arrival": "burst",
         "rate": None, "duration": None, "cv": 1.0, "scoring": "none", "seed": 0, "max_num_batched_tokens": 768,
         "max_num_seqs": 256, "preemption": "swap", "chunked_prefill": True, "record_steps": False, "stop_time": None,
-        "cache_version": 3, "inputs": {"ltrsched": __version__, "workload": {"builtin": "lmsys-like"},
+        "cache_version": 4, "inputs": {"ltrsched": __version__, "workload": {"builtin": "lmsys-like"},
                                        "profile": {"builtin": "a100-llama3-8b"}, "policy": None, "scoring": None}}
 
 

@@ -14,8 +14,9 @@ from ltrsched.errors import UserError
 LABEL_FIELDS = ("experiment", "setting", "label", "note")
 #: Bump when the meaning of a run changes (metrics added to summaries, scoring semantics), so that
 #: old cached results are not reused. 2: keys cover the content of input files and plugin code; 3: max_token_gap
-#: is null for requests with fewer than two tokens (was 0.0).
-CACHE_VERSION = 3
+#: is null for requests with fewer than two tokens (was 0.0); 4: simulated scores' noise, the random router and a
+#: cluster's same-instant arrivals follow request ids, not rows (a file whose rows are not in id order changed).
+CACHE_VERSION = 4
 #: Fields that hold a number of seconds or a rate: an integer there means the float of the same value.
 _FLOAT_FIELDS = ("rate", "duration", "cv", "stop_time")
 #: ``SimConfig.block_size``'s default [tokens] (kept here so that hashing a spec imports no simulator).
