@@ -3,7 +3,7 @@ run would start (``runner.run_one`` replaced by a stop); prints the wall and CPU
 (the package's imports included, the interpreter's start and writing the file not).
 
     PYTHONPATH=$PWD taskset -c 0 nice -n 10 python benchmarks/sweep_prerun.py policies   # 10,000 policies, 10 requests
-    PYTHONPATH=$PWD taskset -c 0 nice -n 10 python benchmarks/sweep_prerun.py grid       # 10 x 5 rates x 20 seeds: 1,000
+    PYTHONPATH=$PWD taskset -c 0 nice -n 10 python benchmarks/sweep_prerun.py grid       # 10 x 5 rates x 20 seeds
     ... --profile    # and cProfile's top 30 (cumulative)
 
 The sweep files: ``policies``: workloads = ["lmsys-like"], policies = 10,000 ``ltr:tau=0.10000`` ... ``0.89992``,

@@ -397,7 +397,8 @@ def check_runs(specs: Iterable[RunSpec], out: str | Path | None = None,
             if s.policy not in policies:
                 policies[s.policy] = make_policy(s.policy)
             # (the group's seed, arrivals; the policy as far as the checks read it)
-            setup = (dataclasses.replace(s, setting="", label="", note="", policy=""), _policy_check_key(policies[s.policy]))
+            setup = (dataclasses.replace(s, setting="", label="", note="", policy=""),
+                     _policy_check_key(policies[s.policy]))
             if setup in seen:
                 continue
             seen.add(setup)
