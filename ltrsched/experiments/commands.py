@@ -457,6 +457,56 @@ def _clusters(data: dict, option: str) -> list[tuple[int, str | None]]:
     return list(dict.fromkeys(pairs))
 
 
+def _checked_runs(data: dict, sweep_file: Path, out: Path) -> tuple[list, list[tuple[int, str | None]], dict]:
+    """A checked sweep file's runs (``data``: its settings), checked before any runs (:func:`check_runs`, of those not
+    finished under ``out``), with its clusters (:func:`_clusters`) and each run's hash (:func:`run_hashes`, computed
+    once here for the checks, the runs and ``sweep.csv``)."""
+    from ltrsched.experiments.runspec import RunSpec
+    from ltrsched.policies.registry import check_distinct_policies
+    from ltrsched.sim.profiles import load_profile
+
+    with _in_sweep_file(sweep_file, "policies"), _plugin_hint("a sweep"):
+        check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
+    for prof in data.get("profiles", []):
+        try:
+            load_profile(prof)
+        except UserError as exc:  # (it named neither the sweep file nor its key)
+            raise UserError(f"{sweep_file}: 'profiles': {exc}") from None
+    with _in_sweep_file(sweep_file, "routers"), _plugin_hint("a sweep"):
+        clusters = _clusters(data, f"{sweep_file}: 'routers'")
+    arrival = data.get("arrival", "burst")
+    rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
+    specs = [
+        RunSpec(experiment="sweep", setting=f"{w} @ {r}", label=p, workload=w, policy=p, profile=prof,
+                num_requests=data.get("num_requests"), arrival=arrival, rate=r, duration=data.get("duration"),
+                scoring=data.get("scoring", "none"), seed=seed,
+                max_num_batched_tokens=data.get("max_num_batched_tokens", 768), max_num_seqs=data.get("max_num_seqs", 256),
+                preemption=data.get("preemption", "swap"), replicas=n, router=router,
+                block_size=data.get("block_size"), max_model_len=data.get("max_model_len"))
+        for w, p, prof, r, seed, (n, router) in itertools.product(
+            data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
+            data.get("seeds", [0]), clusters)
+    ]
+    from ltrsched.experiments.runner import check_runs, run_hashes
+    from ltrsched.sim.config import SimConfig, key_naming
+    from ltrsched.sim.simulate import kv_capacity_blocks
+
+    by_profile = {(s.profile, s.block_size): s for s in specs}.values()  # (each profile's block size resolved once)
+    for prof, size in sorted({(s.profile, s.resolved_block_size()) for s in by_profile}):  # a sweep file sets neither
+        kv_capacity_blocks(SimConfig(profile=prof, block_size=size),  # utilization nor the KV capacity
+                           fix=f"set a smaller block_size in {sweep_file}, or use another profile",
+                           naming=key_naming(SWEEP_KEYS))
+    # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill), a policy or
+    # router lacking a column, a request too long for a profile fail here, before any run, rather than after the runs
+    # sorted ahead of theirs
+    hashes = run_hashes(specs)  # (each run's once: the checks, the runs and sweep.csv read it)
+    try:
+        check_runs(specs, out, hashes)  # (the runs not finished under --out: a rerun builds no workload it reuses)
+    except UserError as exc:  # (e.g. "asked for 10 requests but the eval split has only 4000": which file asked)
+        raise UserError(f"{sweep_file}: {exc}") from None
+    return specs, clusters, hashes
+
+
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"), show_default=True)
@@ -481,11 +531,9 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
 
     from ltrsched import atomic
     from ltrsched.experiments.runner import check_jobs, load_summary, open_backend, run_all
-    from ltrsched.experiments.runspec import RunSpec
     from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.plots.runs import RUN_HASH_COLUMN
-    from ltrsched.policies.registry import check_distinct_policies
-    from ltrsched.sim.profiles import load_profile
+    from ltrsched.progress import LateLine
 
     check_jobs(jobs)
     check_out_dir(out, files=("sweep.csv",), dirs=("runs",))
@@ -494,43 +542,8 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     for kind in ("workloads", "profiles"):  # (a workload named sweep.csv in --out was replaced by the table)
         for source in data.get(kind, []):
             check_inputs_kept({f"the sweep's {kind[:-1]}": source}, files=(out / "sweep.csv",))
-    with _in_sweep_file(sweep_file, "policies"), _plugin_hint("a sweep"):
-        check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
-    for prof in data.get("profiles", []):
-        try:
-            load_profile(prof)
-        except UserError as exc:  # (it named neither the sweep file nor its key)
-            raise UserError(f"{sweep_file}: 'profiles': {exc}") from None
-    with _in_sweep_file(sweep_file, "routers"), _plugin_hint("a sweep"):
-        clusters = _clusters(data, f"{sweep_file}: 'routers'")
-    arrival = data.get("arrival", "burst")
-    rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
-    specs = [
-        RunSpec(experiment="sweep", setting=f"{w} @ {r}", label=p, workload=w, policy=p, profile=prof,
-                num_requests=data.get("num_requests"), arrival=arrival, rate=r, duration=data.get("duration"),
-                scoring=data.get("scoring", "none"), seed=seed,
-                max_num_batched_tokens=data.get("max_num_batched_tokens", 768), max_num_seqs=data.get("max_num_seqs", 256),
-                preemption=data.get("preemption", "swap"), replicas=n, router=router,
-                block_size=data.get("block_size"), max_model_len=data.get("max_model_len"))
-        for w, p, prof, r, seed, (n, router) in itertools.product(
-            data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
-            data.get("seeds", [0]), clusters)
-    ]
-    from ltrsched.experiments.runner import check_runs
-    from ltrsched.sim.config import SimConfig, key_naming
-    from ltrsched.sim.simulate import kv_capacity_blocks
-
-    for prof, size in sorted({(s.profile, s.resolved_block_size()) for s in specs}):  # a sweep file sets neither
-        kv_capacity_blocks(SimConfig(profile=prof, block_size=size),  # utilization nor the KV capacity
-                           fix=f"set a smaller block_size in {sweep_file}, or use another profile",
-                           naming=key_naming(SWEEP_KEYS))
-    # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill), a policy or
-    # router lacking a column, a request too long for a profile fail here, before any run, rather than after the runs
-    # sorted ahead of theirs
-    try:
-        check_runs(specs, out)  # (the runs not finished under --out: a rerun builds no workload it reuses)
-    except UserError as exc:  # (e.g. "asked for 10 requests but the eval split has only 4000": which file asked)
-        raise UserError(f"{sweep_file}: {exc}") from None
+    with LateLine(f"sweep: checking {sweep_run_count(data)[0]:,} runs ..."):  # (10,000 runs: seconds before the first)
+        specs, clusters, hashes = _checked_runs(data, sweep_file, out)
     _note_duration_cut(specs, sweep_file)
     _note_block_sizes(specs)
     for spec in {(s.workload, s.num_requests, s.seed, s.arrival, s.rate): s for s in specs}.values():
@@ -539,10 +552,11 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     from ltrsched.signal_stops import SignalStops
 
     with SignalStops(), open_backend(backend, jobs, address) as runner:  # (kill: "aborted", exit 143, as Ctrl-C's)
-        stats = run_all(specs, out, progress=True, desc="sweep", backend=runner)  # (a line every 10 s off a terminal)
+        stats = run_all(specs, out, progress=True, desc="sweep", backend=runner,  # (a line every 10 s off a terminal)
+                        hashes=hashes)
     rows = []
     for s in specs:
-        run_hash = s.run_hash()  # (its directory's name, runs/<run_hash>: what plot cdf finds the row's run by)
+        run_hash = hashes[s]  # (its directory's name, runs/<run_hash>: what plot cdf finds the row's run by)
         summ = load_summary(out, s, run_hash)
         cluster = {"replicas": s.replicas, "router": s.router} if clusters != [(1, None)] else {}
         rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
@@ -630,8 +644,10 @@ def _note_thinned_replay(spec, sweep_file) -> None:
 def thrash_warnings(specs, rows: list[dict]) -> list[str]:
     """One ``warning:`` line per policy whose starvation prevention thrashed in some of the sweep's runs (more
     preemptions per finished request than :data:`~ltrsched.policies.starvation_thrash.THRASH_PREEMPTIONS_PER_REQUEST`),
-    from the runs' summaries (``rows``, aligned with ``specs``; cached runs count too), naming its worst run."""
+    from the runs' summaries (``rows``, aligned with ``specs``; cached runs count too), naming its worst run (by its
+    row's ``run_hash`` where the row has one, as a sweep's rows do)."""
     from ltrsched.experiments.runner import describe_run
+    from ltrsched.plots.runs import RUN_HASH_COLUMN
     from ltrsched.policies import make_policy
     from ltrsched.policies.starvation_thrash import thrash_warning
 
@@ -649,7 +665,7 @@ def thrash_warnings(specs, rows: list[dict]) -> list[str]:
         _, spec, row = max(runs, key=lambda run: run[0])
         more = f" (and {len(runs) - 1} more of this policy's runs)" if len(runs) > 1 else ""
         lines.append(thrash_warning(policies[name], row["num_preemptions"], row["num_finished"],
-                                    f"run {describe_run(spec, spec.run_hash())}{more}"))
+                                    f"run {describe_run(spec, row.get(RUN_HASH_COLUMN) or spec.run_hash())}{more}"))
     return lines
 
 

@@ -317,7 +317,46 @@ def _check_router_prepare(router, setup, replicas: int) -> None:
         pass
 
 
-def check_runs(specs: Iterable[RunSpec], out: str | Path | None = None) -> None:
+def run_hashes(specs: Iterable[RunSpec]) -> dict[RunSpec, str]:
+    """Each distinct spec's :meth:`RunSpec.run_hash`, computed once: a caller that checks, runs and tabulates many runs
+    passes this to :func:`check_runs` and :func:`run_all` and reads it for its table, where each hashed every run
+    again (a 10,000-run sweep hashed each run 3 times before its first run, and once more for ``sweep.csv``)."""
+    hashes: dict[RunSpec, str] = {}
+    for s in specs:
+        if s not in hashes:
+            hashes[s] = s.run_hash()
+    return hashes
+
+
+def _hash_of(spec: RunSpec, hashes: dict[RunSpec, str] | None) -> str:
+    """``spec``'s run hash: from ``hashes`` (:func:`run_hashes`) where it is there, else computed."""
+    found = hashes.get(spec) if hashes is not None else None
+    return found if found is not None else spec.run_hash()
+
+
+def listed_runs(out: str | Path) -> set[str] | None:
+    """The names under ``<out>/runs`` (the run directories there), listed once: a run whose hash is not among them is
+    not finished (:data:`NOT_RUN`) without a look at its files (a fresh 10,000-run sweep looked for each run's
+    ``summary.json`` twice); an empty set where there is no ``runs/``; None where it cannot be listed (each run is then
+    looked at, as :func:`why_not_done` does)."""
+    try:
+        return set(os.listdir(Path(out) / "runs"))
+    except FileNotFoundError:
+        return set()
+    except (OSError, ValueError):
+        return None
+
+
+def _policy_check_key(policy) -> tuple:
+    """What :func:`_check_setup` reads of a policy (the simulator's ``setup_run``: its class, name, ``needs`` and
+    ``extra_output_tokens``; its spec only in an error): two policies with the same key pass or fail its checks
+    alike, so :func:`check_runs` checks a setup once per key, not once per policy (10,000 ``ltr:tau=...`` policies:
+    one check, not 10,000)."""
+    return (type(policy), repr(policy.name), repr(policy.needs), repr(getattr(policy, "extra_output_tokens", 0)))
+
+
+def check_runs(specs: Iterable[RunSpec], out: str | Path | None = None,
+               hashes: dict[RunSpec, str] | None = None) -> None:
     """Make the checks each run makes before it simulates (:func:`_check_setup`, and the columns a cluster's router
     needs) for every distinct setup among ``specs``, before any run: a sweep or capacity search whose policy lacks a
     column, or whose profile is too short for a workload's requests, failed only at that run, after the runs sorted
@@ -326,9 +365,19 @@ def check_runs(specs: Iterable[RunSpec], out: str | Path | None = None) -> None:
 
     ``out``: the runs already finished there (:func:`is_done`) are not checked again: they passed these checks when
     they ran, and their hash covers every input the checks read. A rerun of a 1,000-run sweep, every run reused,
-    spent 18.6 of its 20 s building the workloads of runs it would not compute (2.4 s of CPU now)."""
+    spent 18.6 of its 20 s building the workloads of runs it would not compute (2.4 s of CPU now). ``hashes``: the
+    specs' hashes (:func:`run_hashes`) where the caller has them (else each is computed here).
+
+    Runs that differ only in their policy are checked once per :func:`_policy_check_key` (a policy is still built
+    once per spec string); a failing check raises for the first run, in the order checked, that fails it."""
     if out is not None:
-        specs = [s for s in specs if not is_done(out, s)]
+        listed = listed_runs(out)
+
+        def finished(s: RunSpec) -> bool:
+            h = _hash_of(s, hashes)
+            return (listed is None or h in listed) and is_done(out, s, h)
+
+        specs = [s for s in specs if not finished(s)]
     import dataclasses
 
     from ltrsched.experiments.scoring import scoring_column
@@ -345,7 +394,11 @@ def check_runs(specs: Iterable[RunSpec], out: str | Path | None = None) -> None:
         scored: dict[str, Workload] = {}
         seen = set()
         for s in group:
-            setup = dataclasses.replace(s, setting="", label="", note="")  # (the group's seed, arrivals)
+            if s.policy not in policies:
+                policies[s.policy] = make_policy(s.policy)
+            # (the group's seed, arrivals; the policy as far as the checks read it)
+            setup = (dataclasses.replace(s, setting="", label="", note="", policy=""),
+                     _policy_check_key(policies[s.policy]))
             if setup in seen:
                 continue
             seen.add(setup)
@@ -354,8 +407,6 @@ def check_runs(specs: Iterable[RunSpec], out: str | Path | None = None) -> None:
                 scored[s.scoring] = wl if column is None else wl.with_df(wl.df.with_columns(
                     pl.lit(0.0, dtype=pl.Float64).alias(column)))
             swl = scored[s.scoring]
-            if s.policy not in policies:
-                policies[s.policy] = make_policy(s.policy)
             setup = _check_setup(s, swl, policies[s.policy], _sim_config(s))
             if s.replicas > 1 or s.router is not None:
                 router = make_router(s.router or "round-robin")
@@ -520,11 +571,11 @@ def describe_run(spec: RunSpec, run_hash: str) -> str:
     return f"{spec.policy} on {spec.workload}{rate} seed {spec.seed} (runs/{run_hash})"
 
 
-def unique_specs(specs: Iterable[RunSpec]) -> list[RunSpec]:
-    """Specs with duplicate hashes dropped (first kept)."""
+def unique_specs(specs: Iterable[RunSpec], hashes: dict[RunSpec, str] | None = None) -> list[RunSpec]:
+    """Specs with duplicate hashes dropped (first kept); ``hashes``: their hashes where known (:func:`run_hashes`)."""
     seen: dict[str, RunSpec] = {}
     for s in specs:
-        seen.setdefault(s.run_hash(), s)
+        seen.setdefault(_hash_of(s, hashes), s)
     return list(seen.values())
 
 
@@ -686,7 +737,8 @@ def open_backend(name: str = "process", jobs: int | None = None, address: str | 
 
 
 def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, progress: bool = True,
-            desc: str = "runs", backend: Backend | None = None, bar=None, thrash_ok: bool = False) -> RunStats:
+            desc: str = "runs", backend: Backend | None = None, bar=None, thrash_ok: bool = False,
+            hashes: dict[RunSpec, str] | None = None) -> RunStats:
     """Run every spec not already finished under ``out``, on ``backend`` (default: a process pool of
     ``jobs`` workers, all cores by default, opened and closed here).
 
@@ -695,7 +747,8 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
     (Ray backend) raises :class:`RunFailedError` after every other run has been written. ``bar``: a tqdm
     bar to advance instead of one made here. ``thrash_ok``: a run that a preemption thrash stopped is recorded in
     :attr:`RunStats.stopped` (its error line) and the others go on, as a capacity search far above capacity needs; it
-    saves no result, so a later call runs it again (and it stops again: the same outcome).
+    saves no result, so a later call runs it again (and it stops again: the same outcome). ``hashes``: the specs'
+    run hashes (:func:`run_hashes`) where the caller has them; each run's is computed here otherwise.
     """
     from ltrsched.progress import progress_bar
 
@@ -705,9 +758,12 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
     stats = RunStats()
     pending: list[Pending] = []
     damaged: dict[str, str] = {}
-    for s in unique_specs(specs):
-        h = s.run_hash()
-        why = why_not_done(out, s, h)
+    if hashes is None:
+        hashes = run_hashes(specs)
+    listed = listed_runs(out)
+    for s in unique_specs(specs, hashes):
+        h = _hash_of(s, hashes)
+        why = NOT_RUN if listed is not None and h not in listed else why_not_done(out, s, h)
         if why is None:
             stats.skipped.append(h)
         else:

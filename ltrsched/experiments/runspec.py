@@ -85,7 +85,8 @@ class RunSpec:
         the run reads (:meth:`inputs`), this package's version and :data:`CACHE_VERSION`. A workload or
         profile file counts by its content, not by its path. A lone replica's key has no cluster fields, so
         runs cached before clusters existed keep their hashes."""
-        d = {k: v for k, v in asdict(self).items() if k not in LABEL_FIELDS}
+        # (the fields by name, not asdict's deep copy: every field is a scalar, and the copy was most of a hash's cost)
+        d = {k: getattr(self, k) for k in _KEY_FIELDS}
         for k in _FLOAT_FIELDS:  # rate 4 and rate 4.0 are one run (JSON would write 4 and 4.0)
             if type(d[k]) is int:
                 d[k] = float(d[k])
@@ -171,3 +172,7 @@ class RunSpec:
             return cls(**d)
         except TypeError as exc:
             raise UserError(f"bad run specification: {exc}") from None
+
+
+#: :class:`RunSpec`'s fields a run's key starts from (all but :data:`LABEL_FIELDS`), in their declared order.
+_KEY_FIELDS = tuple(f.name for f in fields(RunSpec) if f.name not in LABEL_FIELDS)
