@@ -28,7 +28,7 @@ def jsonl_records(path: Path) -> Iterator[tuple[int, object]]:
             raise UserError(f"{path}:{lineno}: the line begins with a byte-order mark (U+FEFF), which only a file's "
                             "start may hold: files joined together? remove it")
         try:
-            record = json.loads(line, object_pairs_hook=unique_keys)
+            record = _DECODER.decode(line)  # (json.loads built a decoder a line: 0.4 s of 100,000 lines)
         except DuplicateKeyError as exc:  # (json kept the last value silently)
             raise UserError(f"{path}:{lineno}: {exc}; keep one") from None
         except json.JSONDecodeError as exc:
@@ -40,6 +40,8 @@ def jsonl_records(path: Path) -> Iterator[tuple[int, object]]:
         yield lineno, record
 
 
+#: The one decoder of every line (what ``json.loads(line, object_pairs_hook=unique_keys)`` builds on each call).
+_DECODER = json.JSONDecoder(object_pairs_hook=unique_keys)
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
@@ -47,9 +49,18 @@ def _lines(data: bytes) -> Iterator[memoryview]:
     """The lines of ``data`` (a leading UTF-8 byte-order mark dropped), as a text file's: ``\\n``, ``\\r\\n`` or ``\\r``
     ends one, and the ends are left out. One line at a time: the whole file as a ``str`` took 4 bytes a character
     where one character was outside the BMP (an emoji), twice (the decoded text and its ``StringIO``): 1 GB for
-    a 130 MB file of 200,000 ShareGPT prompts."""
+    a 130 MB file of 200,000 ShareGPT prompts. A file without ``\\r`` (most are) is cut at each ``\\n`` by
+    ``bytes.find``: the regular expression's search of every byte took 0.95 s of a 193 MB file's 2.0 s read, this
+    0.05 s."""
     view = memoryview(data)
     start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    if b"\r" not in data:
+        while (end := data.find(b"\n", start)) >= 0:
+            yield view[start: end]
+            start = end + 1
+        if start < len(data):
+            yield view[start:]
+        return
     for end in _LINE_END.finditer(data, start):
         yield view[start: end.start()]
         start = end.end()
