@@ -103,3 +103,67 @@ def test_a_conversations_files_cache_probes_read_it_once(tmp_path, monkeypatch):
     df = load_sharegpt_records(path, [])
     assert df.height == 3
     assert reads.count(path) <= 2, reads  # (the probes' read and the parse's; each probe read it: 14)
+
+
+class _FakeClock:
+    """A clock that moves ``step`` seconds each time it is read."""
+
+    def __init__(self, step: float):
+        self.t, self.step = 1000.0, step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+def _requests_file(path, n: int):
+    import json
+
+    path.write_text("".join(json.dumps({"prompt": f"story number {i}", "response": f"once upon a time {i}"}) + "\n"
+                            for i in range(n)), encoding="utf-8")
+    return path
+
+
+def _conversations_file(path, n: int):
+    import json
+
+    path.write_text("".join(json.dumps({"id": f"c{i}", "conversations": [
+        {"from": "human", "value": f"tell story number {i}"}, {"from": "gpt", "value": f"once upon a time {i}"}]})
+        + "\n" for i in range(n)), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("make", [_requests_file, _conversations_file])
+def test_a_long_load_prints_its_lines_read_then_texts_tokenised_on_stderr(tmp_path, monkeypatch, capsys, make):
+    import re
+
+    from ltrsched.workloads import load_progress, tokenizer
+    from ltrsched.workloads.loaders import load_workload
+
+    monkeypatch.delenv("LTRSCHED_PROGRESS_EVERY_S", raising=False)  # (every 10 s, as outside the suite)
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(load_progress, "MIN_BYTES", 1)  # (a big file's load, of a small one)
+    monkeypatch.setattr(load_progress, "EVERY_LINES", 10)
+    monkeypatch.setattr("ltrsched.workloads.jsonl.EVERY_LINES", 10)
+    monkeypatch.setattr(tokenizer, "CHUNK", 10)
+    monkeypatch.setattr("ltrsched.progress.now", _FakeClock(4.0))
+    path = make(tmp_path / "big.jsonl", 60)
+    quiet = load_workload(str(_requests_file(tmp_path / "quiet.jsonl", 60)) if make is _requests_file else
+                          str(_conversations_file(tmp_path / "quiet.jsonl", 60)))
+    monkeypatch.setattr(load_progress, "MIN_BYTES", path.stat().st_size)
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache1"))  # (the same bytes: a conversations file parsed)
+    capsys.readouterr()
+    wl = load_workload(str(path))
+    err = capsys.readouterr().err.splitlines()
+    found = [re.fullmatch(r"load big\.jsonl: ([\d,]+) of ([\d,]+) (lines read|texts tokenised), (\d+) s", line)
+             for line in err]
+    assert all(found), err
+    phases = [(m[3], int(m[2])) for m in found]
+    assert ("lines read", 60) in phases and ("texts tokenised", 120) in phases, err
+    assert phases.index(("lines read", 60)) < phases.index(("texts tokenised", 120))
+    assert all(int(m[4]) >= 10 for m in found)  # (none in the first 10 s: the phases share the load's clock)
+    assert wl.df.drop("prompt").equals(quiet.df.drop("prompt"))  # (counted in parts: the same counts)
+    monkeypatch.setattr(load_progress, "MIN_BYTES", path.stat().st_size + 1)  # (a smaller file shows nothing)
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache2"))
+    load_workload(str(path))
+    assert "load big.jsonl" not in capsys.readouterr().err

@@ -142,6 +142,7 @@ from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_ro
 from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.id_names import ID_NAME, adopted_ids, id_column, whole_number, whole_numbers
 from ltrsched.workloads.jsonl import jsonl_records
+from ltrsched.workloads.load_progress import LoadProgress
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES, REQUIRED_COLUMNS,
     RUN_RESULT_COUNTS,
@@ -230,7 +231,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
     batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
     totals_off = TotalsOff()  # usage objects whose total_tokens is not prompt + completion (a note)
-    for lineno, rec in jsonl_records(path):
+    shown = LoadProgress(path)  # (a big file's lines read, then its texts tokenised, on stderr)
+    for lineno, rec in jsonl_records(path, shown):
         if is_logged_exchange(rec):  # (a request file's line: read as one, its 'response' object was refused as no
             # text, as an OpenAI Batch API output line's would be)
             raise UserError(f"{path}:{lineno}: a request log's {{\"request\", \"response\"}} record, and the first "
@@ -412,8 +414,11 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         given_ids["request_id"] = adopted
     given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
     texts = [g if isinstance(g, str) else "" for g in generated]
-    counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), [p or "" for p in prompts]),
-              "generated": _given_or_counted(given, texts)}
+    prompt_given = np.array(prompt_counts, dtype=np.int64)
+    with shown:
+        bar = shown.phase(int((prompt_given < 0).sum() + (given < 0).sum()), "texts", "tokenised", "text")
+        counts = {"prompt": _given_or_counted(prompt_given, [p or "" for p in prompts], bar),
+                  "generated": _given_or_counted(given, texts, bar)}
     _no_blank_prompts(prompts, [c < 0 for c in prompt_counts], lambda i: f"{path}:{lines[i]}")
     failed = np.array([k is not None for k in failed_keys], dtype=bool)
     if failed.any():  # (the warning, or the error if every line failed, as a .csv's)
@@ -676,13 +681,13 @@ def _refuse_blank(texts: pl.Series, where, fix: str) -> None:
                         f"request(s) so; {fix}")
 
 
-def _given_or_counted(given: np.ndarray, texts: list[str]) -> np.ndarray:
+def _given_or_counted(given: np.ndarray, texts: list[str], bar=None) -> np.ndarray:
     """[tokens] per line: the count given (>= 0), else its text's Llama-3 token count (only those texts are
-    tokenized)."""
+    tokenized; each counted on ``bar``, a progress display, if given)."""
     missing = np.flatnonzero(given < 0)
     if len(missing):
         given = given.copy()
-        given[missing] = count_tokens([texts[i] for i in missing])
+        given[missing] = count_tokens([texts[i] for i in missing], bar)
     return given
 
 

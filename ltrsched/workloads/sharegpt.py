@@ -44,11 +44,12 @@ from ltrsched.strict_json import DuplicateKeyError, unique_keys
 from ltrsched.workloads.arrival_names import (
     ADDED_KEY_BYTES, ARRIVAL_KEY_BYTES, arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
-from ltrsched.workloads.byte_probes import found_patterns
 from ltrsched.workloads.arrival_values import (arrival_error, is_arrival, missing_time_error, other_name_error,
                                                   two_keys_error)
 from ltrsched.workloads.blank_text import is_blank
+from ltrsched.workloads.byte_probes import found_patterns
 from ltrsched.workloads.file_splits import SPLIT_NAME, split_columns
+from ltrsched.workloads.load_progress import LoadProgress
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.openai_usage import TotalsOff, as_conversation, is_logged_exchange
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
@@ -583,19 +584,21 @@ RECORD_COLUMNS = ("request_id", *NUMERIC_OPTIONAL_COLUMNS)
 COUNT_COLUMNS = ("prompt_tokens", "output_tokens")
 
 
-def conversation_records(path: Path, cut: dict | None = None) -> tuple[Iterable, pl.DataFrame | None]:
+def conversation_records(path: Path, cut: dict | None = None, shown: LoadProgress | None = None
+                         ) -> tuple[Iterable, pl.DataFrame | None]:
     """The records of a conversations file, in file order: a parquet's (:func:`table_records`, with its
     :data:`TABLE_COLUMNS`), a ``.jsonl``'s (one conversation per line, OpenAI's chat format as its files hold it) or a
     ``.json`` array's (strict UTF-8, complete or cut off: ``cut`` says where, :func:`iter_records`), and the parquet's
     columns (None for the others). The one reader of a conversations file's records (:func:`parse_sharegpt`, and the
     requests without a reply ``label --prompts`` reads: :mod:`ltrsched.workloads.prompts`). One-line
-    :class:`UserError` for a file that cannot be read; a ``.jsonl`` or ``.json`` record's error when it is reached."""
+    :class:`UserError` for a file that cannot be read; a ``.jsonl`` or ``.json`` record's error when it is reached.
+    ``shown``: the load's progress, on which a ``.jsonl``'s lines read are counted."""
     if path.suffix.lower() == ".parquet":
         return table_records(path)
     if path.suffix.lower() == ".jsonl":
         from ltrsched.workloads.jsonl import jsonl_records
 
-        return (record for _, record in jsonl_records(path)), None
+        return (record for _, record in jsonl_records(path, shown)), None
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -1118,7 +1121,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     path = Path(path)
     notes = [] if notes is None else notes
     cut: dict = {}
-    records, extra = conversation_records(path, cut)
+    shown = LoadProgress(path)  # (a big .jsonl's lines read, then its first turns tokenised, on stderr)
+    records, extra = conversation_records(path, cut, shown)
     rows, rows_at, total = [], [], 0
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
@@ -1178,6 +1182,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     # alone was served)
     blank = np.array([is_blank(p[len(t) + len(SYSTEM_SEPARATOR):] if t else p) for p, t in zip(prompts, systems)],
                      dtype=bool)
+    with shown:
+        bar = shown.phase(2 * len(prompts), "texts", "tokenised", "text")
+        prompt_tokens, output_tokens = count_tokens(prompts, bar), count_tokens(responses, bar)
     df = pl.DataFrame(
         {
             "source_id": ids,
@@ -1185,8 +1192,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             "response": responses,
             # (a prompt of invisible characters alone, e.g. zero-width spaces, is empty: its tokens counted 4 or
             # more, it passed the paper's prompt-length rule and was served as a prompt)
-            "prompt_tokens": np.where(blank, 0, count_tokens(prompts)),
-            "output_tokens": count_tokens(responses),
+            "prompt_tokens": np.where(blank, 0, prompt_tokens),
+            "output_tokens": output_tokens,
             # (the system text a prompt begins with: an engine sends it as the system turn, not in the user's)
             **({SYSTEM_COLUMN: pl.Series(SYSTEM_COLUMN, [t or None for t in systems], dtype=pl.String)}
                if any(systems) else {}),
