@@ -167,3 +167,58 @@ def test_a_long_load_prints_its_lines_read_then_texts_tokenised_on_stderr(tmp_pa
     monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache2"))
     load_workload(str(path))
     assert "load big.jsonl" not in capsys.readouterr().err
+
+
+def _split_records(path, splits: list):
+    import json
+
+    path.write_text("".join(
+        (json.dumps({"id": f"c{i}", "conversations": [{"from": "human", "value": f"tell story number {i}"},
+                                                      {"from": "gpt", "value": f"once upon a time {i}"}],
+                     **({"split": s} if s != "absent" else {})}) if s != "list" else "[1, 2]") + "\n"
+        for i, s in enumerate(splits)), encoding="utf-8")
+    return path
+
+
+def test_a_conversations_files_splits_are_checked_in_the_loads_one_pass(tmp_path, monkeypatch):
+    from ltrsched.workloads import sharegpt
+    from ltrsched.workloads.loaders import load_workload
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    path = _split_records(tmp_path / "c.jsonl", ["train", "eval", "train", "train"])
+    reads = []
+    records = sharegpt.conversation_records
+    monkeypatch.setattr(sharegpt, "conversation_records", lambda *a, **k: reads.append(a[0]) or records(*a, **k))
+    assert load_workload(str(path), split="train").df.height == 3
+    assert reads == [path]  # (the parse's: the split check read it again)
+    assert load_workload(str(path), split="eval").df.height == 1
+    assert reads == [path]  # (cached: the check kept beside the parse; it read the file again)
+
+
+@pytest.mark.parametrize("value", ["test", None, "absent", 0, float("nan"), {"a": 1}])
+def test_a_split_checked_in_the_pass_is_refused_as_one_read_again_is(tmp_path, monkeypatch, value):
+    import json
+
+    from ltrsched.errors import UserError
+    from ltrsched.workloads.loaders import load_workload
+    from ltrsched.workloads.sharegpt import SPLITS_SUFFIX
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    path = _split_records(tmp_path / "c.jsonl", ["train", "list", value, "eval"])
+    if value == 0:  # (a record left out, as the paper's rules leave out one opening with the assistant's turn)
+        lines = path.read_text().splitlines()
+        lines[2] = lines[2].replace('"from": "human"', '"from": "gpt"', 1)
+        path.write_text("\n".join(lines) + "\n")
+    said = []
+    for _ in range(2):  # (parsed, then cached)
+        with pytest.raises(UserError) as caught:
+            load_workload(str(path), split="train")
+        said.append(str(caught.value))
+    kept = list((tmp_path / "cache").glob(f"*{SPLITS_SUFFIX}"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["keyed"] is True
+    kept[0].unlink()  # (a cache without it: the file read again, as before)
+    with pytest.raises(UserError) as caught:
+        load_workload(str(path), split="train")
+    said.append(str(caught.value))
+    assert said[0] == said[1] == said[2], said
+    assert "key 'split' in record 3 (id 'c2') is " in said[0]

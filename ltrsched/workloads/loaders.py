@@ -131,7 +131,8 @@ from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
-from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, record_splits, split_column, split_mask
+from ltrsched.workloads.file_splits import (FILE_SPLITS, SPLIT_NAME, SplitCheck, record_splits, split_column,
+                                           split_mask)
 from ltrsched.workloads.file_rows import FILE_ROWS, FileRows
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
 from ltrsched.workloads.openai_usage import (TotalsOff, batch_output_line, failed_note, failed_why, is_batch_output,
@@ -759,8 +760,9 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     arrival_info = {} if arrival_info is None else arrival_info
     # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
     # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
-    records, named = _other_arrival_name(load_sharegpt_records(path, notes), path)
-    keep = _record_split(records, path, split) if split in FILE_SPLITS else None  # (after the parse's checks)
+    check = SplitCheck()  # (every record's own split, checked in the parse's pass)
+    records, named = _other_arrival_name(load_sharegpt_records(path, notes, check), path)
+    keep = _record_split(records, path, split, check) if split in FILE_SPLITS else None  # (after the parse's checks)
     records = records.drop(FILE_SPLIT, strict=False)
     records = _table_arrivals(records, path, arrival_info, named)  # (RECORD_NUMBER kept: it travels through the
     # selection, to name a request's record: _placed)
@@ -797,19 +799,23 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     return df if records is None else df.with_columns(records)  # (each first turn's record: _placed takes it out)
 
 
-def _record_split(records: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
+def _record_split(records: pl.DataFrame, path: Path, split: str, check: SplitCheck | None = None
+                  ) -> pl.Series | None:
     """Which of a conversations file's first turns (``records``, its parse) are in ``split`` by their records' own
     split (:data:`~ltrsched.workloads.sharegpt.FILE_SPLIT`: a ``.json``'s or ``.jsonl``'s record's ``split`` key, a
     conversations parquet's ``split`` column in any case), by a request file's rule
     (:func:`~ltrsched.workloads.file_splits.split_mask`); None for a file whose records give none. One-line
     :class:`UserError` for a value that is no split, naming its record (a parquet's row) and id: every record's, those
     that give no first turn (the paper's rules leave them out: a later chunk, one opening with the assistant's turn)
-    too (:func:`~ltrsched.workloads.file_splits.record_splits`: theirs were never checked). (A record's own split was
+    too (:func:`~ltrsched.workloads.file_splits.record_splits`: theirs were never checked), as ``check`` has them
+    where the parse checked them (a ``.json``'s or ``.jsonl``'s: the file is not read again). (A record's own split was
     dropped: ``train`` refused such a file as one without a split.)"""
     table = path.suffix.lower() == ".parquet"
     name = split_column(pl.read_parquet_schema(path), str(path)) if table else SPLIT_NAME
-    every = record_splits(path, name)
-    if every is not None:  # (every record's, in the file's order: the first bad one named, whoever's it is)
+    if check is not None and check.known:  # (a .json's or .jsonl's, checked in the parse's pass)
+        check.refuse_off(str(path))
+    elif (every := record_splits(path, name)) is not None:  # (every record's, in the file's order: the first bad one
+        # named, whoever's it is)
         values, place = every
         split_mask(values, name, split, str(path), place, "column" if table else "key", any_in_split=False)
     if FILE_SPLIT not in records.columns:

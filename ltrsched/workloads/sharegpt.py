@@ -48,7 +48,7 @@ from ltrsched.workloads.arrival_values import (arrival_error, is_arrival, missin
                                                   two_keys_error)
 from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.byte_probes import found_patterns
-from ltrsched.workloads.file_splits import SPLIT_NAME, split_columns
+from ltrsched.workloads.file_splits import SPLIT_NAME, SplitCheck, split_columns
 from ltrsched.workloads.load_progress import LoadProgress
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.openai_usage import TotalsOff, as_conversation, is_logged_exchange
@@ -1107,7 +1107,8 @@ def _record_id(record) -> str:
     return str(record.get("id", record.get("conversation_id", ""))) if isinstance(record, dict) else ""
 
 
-def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: bool = False) -> pl.DataFrame:
+def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: bool = False,
+                   split_check: SplitCheck | None = None) -> pl.DataFrame:
     """Parse a ShareGPT JSON file (complete or truncated), a ``.jsonl`` of one conversation per line
     (:func:`is_conversation_line`), or a parquet table of conversations, into first turns
     with token counts (a parquet's own :data:`COUNT_COLUMNS` where it gives them: :func:`given_counts`) and a
@@ -1117,7 +1118,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     malformed (:func:`read_first_turn`), first turns that cannot be tokenized, and unless the file is ``packaged``
     (the packaged ShareGPT file, whose cut and thousands of later chunks are known), conversations the paper's rule
     does not take (later chunks, empty ones, ones that open with the assistant's turn) and a file cut off inside a
-    record. A file with no usable record is a :class:`UserError` counting why each was skipped."""
+    record. A file with no usable record is a :class:`UserError` counting why each was skipped. ``split_check`` (a
+    ``.json``'s or ``.jsonl``'s) sees every record's own split in the same pass, those left out too."""
     path = Path(path)
     notes = [] if notes is None else notes
     cut: dict = {}
@@ -1132,7 +1134,10 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     counted = extra is not None and any(c in extra.columns for c in COUNT_COLUMNS)  # (a parquet's own counts)
     later: dict[int, int] = {}  # such a parquet's record index -> its messages after its first reply
     totals_off = TotalsOff()  # usage objects whose total_tokens is not prompt + completion (a note)
+    check = split_check if extra is None else None  # (a parquet's split column is read apart: record_splits)
     for total, record in enumerate(records, 1):
+        if check is not None:
+            check.see(total, record)
         if total == 1:
             hint = record_hint(record) or (counts_hint(record, path) if extra is None else None)
         read, failed = as_conversation(record, path, total, totals_off) if extra is None else (record, "")
@@ -1240,6 +1245,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         extra = extra.drop([c for c in COUNT_COLUMNS if c in extra.columns])
         if extra.width:
             df = df.hstack(extra)
+    if check is not None:
+        check.known = True
     if not packaged and RECORD_NUMBER not in df.columns:  # (every first turn's record, which a refusal of its request
         # names once the first turns are chosen and sampled: ltrsched.workloads.file_rows)
         df = df.with_columns(pl.Series(RECORD_NUMBER, [i + 1 for i in rows_at], dtype=pl.Int64))
@@ -1281,6 +1288,9 @@ def records_key(path: str | Path | None = None) -> str:
 #: A cached parse's notes (a JSON list of lines) lie beside it, in a file of this suffix; a parse cached without
 #: them (before notes were kept) is parsed again.
 NOTES_SUFFIX = ".notes.json"
+#: A cached parse's :class:`~ltrsched.workloads.file_splits.SplitCheck` (every record's own split, checked in its
+#: pass) lies beside it, in a file of this suffix, where the file may give one (:func:`may_give_split`).
+SPLITS_SUFFIX = ".splits.json"
 
 
 def _is_package_file(src: Path) -> bool:
@@ -1290,7 +1300,8 @@ def _is_package_file(src: Path) -> bool:
         return False
 
 
-def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | None = None) -> pl.DataFrame:
+def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | None = None,
+                          split_check: SplitCheck | None = None) -> pl.DataFrame:
     """First turns of ShareGPT (the packaged file by default), cached as parquet by :func:`records_key`.
 
     Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens, or a conversations
@@ -1298,7 +1309,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     and a conversations parquet's :data:`TABLE_COLUMNS`. What the parse noted
     (:func:`parse_sharegpt`: records skipped, a file cut off), on every load, cached or not: lines
     ``warning: <file>: ...`` appended to ``notes``, or (None) printed on stderr. The packaged file's cut-off end and
-    later chunks are expected, and not noted.
+    later chunks are expected, and not noted. ``split_check`` receives a ``.json``'s or ``.jsonl``'s records' own
+    splits as the parse checked them (:data:`SPLITS_SUFFIX` beside the cache; left unknown where a cache has none).
     """
     src = _source(path)
     key = records_key(src)
@@ -1364,6 +1376,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'' if package else '-recordno'}"
                             ".parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
+    kept_splits = cached.with_name(cached.name + SPLITS_SUFFIX) if not package and given(may_give_split) else None
     df = None
     if cached.is_file() and cached_notes.is_file():
         try:
@@ -1375,12 +1388,24 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                     request_ids(df["request_id"], str(src))
         except Exception:
             df = None  # a damaged cache (or one the parse would refuse now) is rebuilt
+        if df is not None and split_check is not None and kept_splits is None and not package and (
+                src.suffix.lower() in (".json", ".jsonl")):  # (its bytes name no split key: no record gives one)
+            split_check.known = True
+        elif df is not None and kept_splits is not None and split_check is not None:
+            try:  # (none kept, or damaged: the check stays unknown, and record_splits reads the file)
+                kept = SplitCheck.from_json(json.loads(kept_splits.read_text(encoding="utf-8")))
+                split_check.known, split_check.keyed, split_check.off = kept.known, kept.keyed, kept.off
+            except (OSError, ValueError):
+                pass
     if df is None:
         lines = []
-        df = parse_sharegpt(src, lines, packaged=package)
+        check = SplitCheck() if split_check is None else split_check
+        df = parse_sharegpt(src, lines, packaged=package, split_check=check)
         if records_key(src) == key:  # not cached under the old key if the file changed while it was parsed
             try:
                 atomic.write_parquet(cached, df)
+                if kept_splits is not None and check.known:
+                    atomic.write_text(kept_splits, strict_json.dumps(check.to_json()))
                 atomic.write_text(cached_notes, strict_json.dumps(lines))  # (after: notes mark a complete entry)
             except UserError:
                 pass  # caching is an optimisation only
