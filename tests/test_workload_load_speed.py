@@ -222,3 +222,24 @@ def test_a_split_checked_in_the_pass_is_refused_as_one_read_again_is(tmp_path, m
     said.append(str(caught.value))
     assert said[0] == said[1] == said[2], said
     assert "key 'split' in record 3 (id 'c2') is " in said[0]
+
+
+def test_a_request_files_splits_are_read_in_the_loads_one_pass(tmp_path, monkeypatch):
+    import json
+
+    from ltrsched.errors import UserError
+    from ltrsched.workloads import loaders
+
+    path = tmp_path / "w.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"story {i}", "output_tokens": 3, **split}) + "\n" for i, split in
+                            enumerate([{"split": "train"}, {"split": " EVAL "}, {"split": "train"}, {}])))
+    reads = []
+    records = loaders.jsonl_records
+    monkeypatch.setattr(loaders, "jsonl_records", lambda *a, **k: reads.append(a[0]) or records(*a, **k))
+    with pytest.raises(UserError, match=r"w.jsonl: key 'split' in line 4 is missing \(null\), not a split"):
+        loaders.load_workload(str(path), split="train")
+    assert reads == [path]  # (the load's: the split check read it again)
+    path.write_text(path.read_text().replace('"output_tokens": 3}', '"output_tokens": 3, "split": "eval"}'))
+    assert loaders.load_workload(str(path), split="train").df.height == 2
+    assert loaders.load_workload(str(path), split="eval").df.height == 2
+    assert "split" not in loaders.load_workload(str(path)).meta

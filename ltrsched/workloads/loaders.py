@@ -233,7 +233,10 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
     totals_off = TotalsOff()  # usage objects whose total_tokens is not prompt + completion (a note)
     shown = LoadProgress(path)  # (a big file's lines read, then its texts tokenised, on stderr)
+    splits = {}  # line -> its own split, the 'split' key as written, where it gives one (a failed Batch API line too)
     for lineno, rec in jsonl_records(path, shown):
+        if isinstance(rec, dict) and SPLIT_NAME in rec:  # (read in this pass: _split_rows read the file again)
+            splits[lineno] = rec[SPLIT_NAME]
         if is_logged_exchange(rec):  # (a request file's line: read as one, its 'response' object was refused as no
             # text, as an OpenAI Batch API output line's would be)
             raise UserError(f"{path}:{lineno}: a request log's {{\"request\", \"response\"}} record, and the first "
@@ -376,6 +379,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             mooncake.add(lineno)
         if "timestamp" in original:  # [ms] on a Mooncake line, else [s]
             stamps.setdefault(lineno in mooncake, lineno)
+    if arrival_info is not None and splits:
+        arrival_info["line splits"] = splits
     if batch_failed:  # (the warning, or the error if every line failed, as BurstGPT's failed requests)
         note = failed_note(len(batch_failed), len(batch_failed) + len(prompts), *batch_failed[0], path)
         if arrival_info is not None:
@@ -1899,7 +1904,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         raise UserError(file_not_text_hint(path)
                         or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
-    keep = _split_rows(df, path, split) if split in FILE_SPLITS else None  # (a file's own split, where one is asked)
+    line_splits = arrival.pop("line splits", None)  # (a .jsonl's lines' own, read in its one pass)
+    keep = _split_rows(df, path, split, line_splits) if split in FILE_SPLITS else None  # (a file's own split, where
+    # one is asked)
     df, places = _placed(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None), keep),
                          "line" if suffix == ".jsonl" else "row")
     workload = Workload(df, path.stem, {**_meta(path, arrival, warning), **places,
@@ -1928,19 +1935,18 @@ def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
         raise UserError(hint or f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
-def _split_rows(df: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
+def _split_rows(df: pl.DataFrame, path: Path, split: str, line_splits: dict | None = None) -> pl.Series | None:
     """Which rows of a request file's table ``df`` (as read: :data:`FILE_ROW` numbers its rows, or lines, in the file)
     are in ``split`` by the file's own split (:mod:`~ltrsched.workloads.file_splits`): a ``.csv``'s or a flat
-    parquet's ``split`` column, in any case, or a ``.jsonl`` line's ``split`` key; None for a file without one. One-line
+    parquet's ``split`` column, in any case, or a ``.jsonl`` line's ``split`` key (``line_splits``: each line's, as
+    :func:`load_jsonl` read them; None where no line gives one); None for a file without one. One-line
     :class:`UserError` for a value that is no split, naming its row (line)."""
     suffix = path.suffix.lower()
     rows = df[FILE_ROW]
     if suffix == ".jsonl":
-        records = [(line, rec) for line, rec in jsonl_records(path) if isinstance(rec, dict)]
-        if not any(SPLIT_NAME in rec for _, rec in records):
+        if line_splits is None:
             return None
-        given = {line: rec.get(SPLIT_NAME) for line, rec in records}
-        return split_mask([given.get(line) for line in rows], SPLIT_NAME, split, str(path),
+        return split_mask([line_splits.get(line) for line in rows], SPLIT_NAME, split, str(path),
                           lambda at: f"line {rows[at]}", "key")
     if suffix == ".csv":
         data = lf_line_ends(path.read_bytes())
