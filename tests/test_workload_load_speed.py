@@ -243,3 +243,57 @@ def test_a_request_files_splits_are_read_in_the_loads_one_pass(tmp_path, monkeyp
     assert loaders.load_workload(str(path), split="train").df.height == 2
     assert loaders.load_workload(str(path), split="eval").df.height == 2
     assert "split" not in loaders.load_workload(str(path)).meta
+
+
+def test_a_jsonls_keys_are_checked_once_for_each_set_of_keys(tmp_path, monkeypatch):
+    import json
+
+    from ltrsched.errors import UserError
+    from ltrsched.workloads import loaders
+
+    path = tmp_path / "w.jsonl"
+    lines = [{"prompt": f"story {i}", "response": f"once {i}", "arrival_time": i} for i in range(50)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines + [{**lines[0], "output": "x"}]))
+    checked = []
+    one_reply = loaders._one_reply
+    monkeypatch.setattr(loaders, "_one_reply", lambda names, *a: checked.append(names) or one_reply(names, *a))
+    with pytest.raises(UserError, match=r"w.jsonl:51: keys 'response' and 'output' both may give the reply's text"):
+        loaders.load_jsonl(path)  # (a line of other keys is checked: refused, naming its line)
+    assert len(checked) == 2  # (once for the 50 lines of one set of keys: it was once a line)
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert loaders.load_jsonl(path)["arrival_time"].to_list() == [float(i) for i in range(50)]
+
+
+def test_a_long_conversations_first_turn_reads_its_first_messages_alone(monkeypatch):
+    from ltrsched.workloads import sharegpt
+
+    messages = [{"from": "human" if i % 2 == 0 else "gpt", "value": f"turn {i}"} for i in range(1000)]
+    record = {"id": "c1", "conversations": [{"from": "system", "value": "be brief"}, *messages]}
+    whole = sharegpt.read_first_turn(record, system=True)
+    speakers = []
+    speaker = sharegpt._speaker
+    monkeypatch.setattr(sharegpt, "_speaker", lambda m: speakers.append(m) or speaker(m))
+    assert sharegpt.read_first_turn(record, system=True) == whole == sharegpt.FirstTurn(
+        "c1", f"be brief{sharegpt.SYSTEM_SEPARATOR}turn 0", "turn 1", "be brief")
+    assert len(speakers) < 20  # (every message's speaker was read: over 1,000)
+
+
+def test_a_conversations_later_messages_are_counted_only_beside_a_count(tmp_path, monkeypatch):
+    import json
+
+    from ltrsched.errors import UserError
+    from ltrsched.workloads import sharegpt
+
+    record = {"id": "c1", "conversations": [{"from": "human", "value": "hi there"}, {"from": "gpt", "value": "yo"},
+                                            {"from": "human", "value": "and then?"}, {"from": "gpt", "value": "no"}]}
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps(record) + "\n" + json.dumps({**record, "id": "c2", "score": 1.5}) + "\n")
+    counted = []
+    after = sharegpt._after_first_reply
+    monkeypatch.setattr(sharegpt, "_after_first_reply", lambda r: counted.append(r) or after(r))
+    assert sharegpt.parse_sharegpt(path).height == 2
+    assert counted == []  # (no record gives a count: one a record was read for)
+    path.write_text(json.dumps({**record, "output_tokens": 30}) + "\n")
+    with pytest.raises(UserError, match="record 1 .* 'output_tokens'"):
+        sharegpt.parse_sharegpt(path)
+    assert len(counted) == 1

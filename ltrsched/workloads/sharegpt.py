@@ -31,8 +31,9 @@ import json
 import os
 import re
 import sys
+from itertools import islice
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -437,8 +438,10 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
     if not all(isinstance(m, dict) for m in conv):
         at = next(i for i, m in enumerate(conv) if not isinstance(m, dict))
         return Skip(True, "with messages that are not objects", f"message {at + 1} is {_kind(conv[at])}")
-    turns = [(i, m) for i, m in enumerate(conv) if _speaker(m) not in _SYSTEM]
-    for i, m in turns[:2]:  # (only the first turns are read)
+    # (the first two turns, those read: whether there is one or more is all the rest tells; every message's speaker was
+    # read, of conversations of dozens)
+    turns = list(islice(((i, m) for i, m in enumerate(conv) if _speaker(m) not in _SYSTEM), 2))
+    for i, m in turns:  # (only the first turns are read)
         who = _speaker(m)
         if not isinstance(who, str) or who not in (*_USER, *_ASSISTANT):
             what = ("no speaker ('from' or 'role')" if who is None else
@@ -941,12 +944,13 @@ def later_counts_error(where: str, field: str, later: int) -> str:
             "request logged with its usage is a .jsonl line {\"prompt_tokens\": P, \"completion_tokens\": C}")
 
 
-def _record_columns(record: dict, number: int, path: Path, later: int = 0) -> dict:
+def _record_columns(record: dict, number: int, path: Path, later: int | Callable[[], int] = 0) -> dict:
     """A conversation record's :data:`RECORD_COLUMNS` (record ``number``, 1-based) by a ``.jsonl`` request line's rules:
     ``request_id`` (where the key is given) as a number, each predictor number as a float or None (not given, or
     null). One-line :class:`UserError` naming the record for a value that is neither, or for a token count given by
     a record whose conversation goes on after its first turn's reply (``later``: its messages after it, as
-    :func:`_after_first_reply` counts them): the first turn is the one read, and whose lengths are those? (A chat
+    :func:`_after_first_reply` counts them, or a function that counts them, called only where a count is given: the
+    count reads every message): the first turn is the one read, and whose lengths are those? (A chat
     request logged with its usage, ``{"messages": [user, assistant, user], "completion_tokens": 300}``, served the
     first reply as 300 tokens, the last turn's reply's length.)"""
     where = f"{path}: record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
@@ -964,8 +968,9 @@ def _record_columns(record: dict, number: int, path: Path, later: int = 0) -> di
         if value is not None and not is_count(number):  # (null: the text's count; else one line, every container's)
             raise UserError(count_error(path, key, number, where[len(f"{path}: "):], "key",
                                         output=name == "output_tokens"))
-        if value is not None and later:
-            raise UserError(later_counts_error(where, repr(key), later))
+        after = (later() if callable(later) else later) if value is not None else 0
+        if after:
+            raise UserError(later_counts_error(where, repr(key), after))
         given[name] = number
     return given
 
@@ -1152,7 +1157,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             rows_at.append(total - 1)
             if extra is None:
                 arrivals[total - 1] = _record_arrival(record, total, path)
-                kept[total - 1] = _record_columns(record, total, path, _after_first_reply(record))
+                kept[total - 1] = _record_columns(record, total, path, lambda: _after_first_reply(record))
                 if SPLIT_NAME in record and not packaged:  # (the packaged file's parse, cached, keeps its key)
                     splits[total - 1] = record[SPLIT_NAME]
             elif counted:
