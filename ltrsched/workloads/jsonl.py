@@ -14,15 +14,15 @@ from ltrsched.workloads.load_progress import EVERY_LINES, LoadProgress
 from ltrsched.workloads.utf8 import check_utf8
 
 
-def jsonl_records(path: Path, shown: LoadProgress | None = None) -> Iterator[tuple[int, object]]:
+def jsonl_records(path: Path, loading: LoadProgress | None = None) -> Iterator[tuple[int, object]]:
     """``(line number, value)`` for each non-blank line of ``path`` (1-based; lines end with ``\\n``, ``\\r\\n`` or
     ``\\r``, as in a text file; a byte-order mark is dropped); one-line :class:`UserError` naming the line for one
     that is not JSON (or names a key twice, or is JSON Python cannot read: an integer of over 4,300 digits, nesting
-    deeper than the recursion limit), or for an invalid UTF-8 byte. ``shown``: the load's progress, on which the
+    deeper than the recursion limit), or for an invalid UTF-8 byte. ``loading``: the load's progress, on which the
     lines read are counted (``load w.jsonl: K of N lines read``)."""
     data = path.read_bytes()
     check_utf8(data, path)  # (before any line is read: an invalid byte is the file's error, whatever comes before it)
-    bar = shown.phase(total := _line_count(data), "lines", "read", "line") if shown is not None else None
+    bar = loading.phase(total := _line_count(data), "lines", "read", "line") if loading is not None else None
     for lineno, line in enumerate(_lines(data), 1):
         if bar is not None and not lineno % EVERY_LINES:
             bar.update(EVERY_LINES)

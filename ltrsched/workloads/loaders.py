@@ -232,13 +232,13 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
     batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
     totals_off = TotalsOff()  # usage objects whose total_tokens is not prompt + completion (a note)
-    shown = LoadProgress(path)  # (a big file's lines read, then its texts tokenised, on stderr)
+    loading = LoadProgress(path)  # (a big file's lines read, then its texts tokenised, on stderr)
     # (what a line's keys say, worked out once for each set of keys, as written and in their order: most lines repeat
     # the first's; a look-up a line took 1.4 s of 100,000 lines' 5.9 s under cProfile)
     one_reply = set()  # the keys of lines that give the reply's text once (_one_reply)
     arrival_keys = {}  # a line's keys -> those naming its arrival time
     splits = {}  # line -> its own split, the 'split' key as written, where it gives one (a failed Batch API line too)
-    for lineno, rec in jsonl_records(path, shown):
+    for lineno, rec in jsonl_records(path, loading):
         if isinstance(rec, dict) and SPLIT_NAME in rec:  # (read in this pass: _split_rows read the file again)
             splits[lineno] = rec[SPLIT_NAME]
         if is_logged_exchange(rec):  # (a request file's line: read as one, its 'response' object was refused as no
@@ -430,8 +430,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
     texts = [g if isinstance(g, str) else "" for g in generated]
     prompt_given = np.array(prompt_counts, dtype=np.int64)
-    with shown:
-        bar = shown.phase(int((prompt_given < 0).sum() + (given < 0).sum()), "texts", "tokenised", "text")
+    with loading:
+        bar = loading.phase(int((prompt_given < 0).sum() + (given < 0).sum()), "texts", "tokenised", "text")
         counts = {"prompt": _given_or_counted(prompt_given, [p or "" for p in prompts], bar),
                   "generated": _given_or_counted(given, texts, bar)}
     _no_blank_prompts(prompts, [c < 0 for c in prompt_counts], lambda i: f"{path}:{lines[i]}")

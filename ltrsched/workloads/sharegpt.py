@@ -587,7 +587,7 @@ RECORD_COLUMNS = ("request_id", *NUMERIC_OPTIONAL_COLUMNS)
 COUNT_COLUMNS = ("prompt_tokens", "output_tokens")
 
 
-def conversation_records(path: Path, cut: dict | None = None, shown: LoadProgress | None = None
+def conversation_records(path: Path, cut: dict | None = None, loading: LoadProgress | None = None
                          ) -> tuple[Iterable, pl.DataFrame | None]:
     """The records of a conversations file, in file order: a parquet's (:func:`table_records`, with its
     :data:`TABLE_COLUMNS`), a ``.jsonl``'s (one conversation per line, OpenAI's chat format as its files hold it) or a
@@ -595,13 +595,13 @@ def conversation_records(path: Path, cut: dict | None = None, shown: LoadProgres
     columns (None for the others). The one reader of a conversations file's records (:func:`parse_sharegpt`, and the
     requests without a reply ``label --prompts`` reads: :mod:`ltrsched.workloads.prompts`). One-line
     :class:`UserError` for a file that cannot be read; a ``.jsonl`` or ``.json`` record's error when it is reached.
-    ``shown``: the load's progress, on which a ``.jsonl``'s lines read are counted."""
+    ``loading``: the load's progress, on which a ``.jsonl``'s lines read are counted."""
     if path.suffix.lower() == ".parquet":
         return table_records(path)
     if path.suffix.lower() == ".jsonl":
         from ltrsched.workloads.jsonl import jsonl_records
 
-        return (record for _, record in jsonl_records(path, shown)), None
+        return (record for _, record in jsonl_records(path, loading)), None
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -1128,8 +1128,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     path = Path(path)
     notes = [] if notes is None else notes
     cut: dict = {}
-    shown = LoadProgress(path)  # (a big .jsonl's lines read, then its first turns tokenised, on stderr)
-    records, extra = conversation_records(path, cut, shown)
+    loading = LoadProgress(path)  # (a big .jsonl's lines read, then its first turns tokenised, on stderr)
+    records, extra = conversation_records(path, cut, loading)
     rows, rows_at, total = [], [], 0
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
@@ -1192,8 +1192,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     # alone was served)
     blank = np.array([is_blank(p[len(t) + len(SYSTEM_SEPARATOR):] if t else p) for p, t in zip(prompts, systems)],
                      dtype=bool)
-    with shown:
-        bar = shown.phase(2 * len(prompts), "texts", "tokenised", "text")
+    with loading:
+        bar = loading.phase(2 * len(prompts), "texts", "tokenised", "text")
         prompt_tokens, output_tokens = count_tokens(prompts, bar), count_tokens(responses, bar)
     df = pl.DataFrame(
         {
