@@ -62,13 +62,17 @@ class PlainProgress:
     every_s: float = field(default_factory=every_s)  #: [s] between lines (0: none)
     clock: Callable[[], float] = field(default=None, repr=False)  # type: ignore[assignment]
     n: int = 0  #: counted so far
+    #: the clock's reading [s] when the work began (None: now), which the seconds shown and the first line's are
+    #: counted from: a later phase of one piece of work (a file's texts tokenised after its lines are read) goes on
+    #: with the first's clock, so that two phases of 6 s print a line as one of 12 s does
+    start: float | None = None
     _start: float = field(default=0.0, init=False, repr=False)
     _next: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.clock is None:
             self.clock = now
-        self._start = self.clock()
+        self._start = self.clock() if self.start is None else self.start
         self._next = self._start + self.every_s
 
     def update(self, k: int = 1) -> None:
@@ -118,17 +122,18 @@ class PlainProgress:
 
 
 def progress_bar(total: int, label: str, noun: str, verb: str = "finished", unit: str = "req", enabled: bool = True,
-                 **tqdm_options):
+                 start: float | None = None, **tqdm_options):
     """A progress display for ``total`` items: with ``enabled`` False a silent (disabled) tqdm bar; on a terminal
     stderr tqdm's bar (``label`` its description, ``unit`` its unit, ``tqdm_options`` passed on); otherwise a
-    :class:`PlainProgress` (``label``, ``noun``, ``verb`` make its line), silent where :func:`every_s` is 0."""
+    :class:`PlainProgress` (``label``, ``noun``, ``verb`` make its line; ``start``: :attr:`PlainProgress.start`),
+    silent where :func:`every_s` is 0."""
     from tqdm import tqdm
 
     if not enabled:
         return tqdm(total=total, disable=True)
     if is_terminal(sys.stderr):
         return tqdm(total=total, desc=label, unit=unit, **tqdm_options)
-    return PlainProgress(total, label, noun, verb, every_s())
+    return PlainProgress(total, label, noun, verb, every_s(), start=start)
 
 
 def poll_s(bar) -> float | None:

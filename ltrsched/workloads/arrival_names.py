@@ -85,7 +85,7 @@ _SUFFIXES = {base + suffix: suffix for suffix in ("", *UNIT_SUFFIXES) for base i
 
 
 #: A JSON key that is one of :data:`ARRIVAL_NAMES` (in any case, spaces around it, a unit suffix), in a file's bytes.
-_KEY = re.compile(rb'"\s*(?:' + b"|".join(n.encode() for n in ARRIVAL_NAMES) + rb')(?:_s|_ms)?\s*"\s*:', re.I)
+ARRIVAL_KEY_BYTES = re.compile(rb'"\s*(?:' + b"|".join(n.encode() for n in ARRIVAL_NAMES) + rb')(?:_s|_ms)?\s*"\s*:', re.I)
 #: A ``\u`` escape of a letter, ``_`` or a space, which could spell such a key (JSON writers escape none of them).
 _ESCAPED_LETTER = re.compile(rb"\\u00(?:[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|20)")
 
@@ -94,7 +94,7 @@ def json_may_name_arrivals(data: bytes) -> bool:
     """Whether JSON text (a ``.json``'s or a ``.jsonl``'s bytes) may have a key :func:`arrival_suffix` reads as
     arrival times: one written so, or an escaped letter that could spell one. (A cache key's probe: a file it says
     False of has none.)"""
-    return _KEY.search(data) is not None or escapes_a_letter(data)
+    return ARRIVAL_KEY_BYTES.search(data) is not None or escapes_a_letter(data)
 
 
 def escapes_a_letter(data: bytes) -> bool:
@@ -104,7 +104,7 @@ def escapes_a_letter(data: bytes) -> bool:
 
 
 #: A JSON key of :data:`ADDED_NAMES` (any case, spaces around it, a unit suffix), in a file's bytes.
-_ADDED_KEY = re.compile(rb'"\s*(?:' + b"|".join(n.encode() for n in ADDED_NAMES) + rb')(?:_s|_ms)?\s*"\s*:', re.I)
+ADDED_KEY_BYTES = re.compile(rb'"\s*(?:' + b"|".join(n.encode() for n in ADDED_NAMES) + rb')(?:_s|_ms)?\s*"\s*:', re.I)
 
 
 def is_added_name(name) -> bool:
@@ -126,7 +126,7 @@ def file_may_name_added(path: Path) -> bool:
     try:
         if suffix in (".json", ".jsonl"):
             data = path.read_bytes()
-            return _ADDED_KEY.search(data) is not None or escapes_a_letter(data)
+            return ADDED_KEY_BYTES.search(data) is not None or escapes_a_letter(data)
         if suffix == ".csv":
             with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
                 return any(is_added_name(name) for name in next(csv.reader(fh), []))

@@ -131,7 +131,8 @@ from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
-from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, record_splits, split_column, split_mask
+from ltrsched.workloads.file_splits import (FILE_SPLITS, SPLIT_NAME, SplitCheck, record_splits, split_column,
+                                           split_mask)
 from ltrsched.workloads.file_rows import FILE_ROWS, FileRows
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
 from ltrsched.workloads.openai_usage import (TotalsOff, batch_output_line, failed_note, failed_why, is_batch_output,
@@ -142,6 +143,7 @@ from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_ro
 from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.id_names import ID_NAME, adopted_ids, id_column, whole_number, whole_numbers
 from ltrsched.workloads.jsonl import jsonl_records
+from ltrsched.workloads.load_progress import LoadProgress
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES, REQUIRED_COLUMNS,
     RUN_RESULT_COUNTS,
@@ -232,7 +234,15 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
     batch_failed = []  # (line, why) of each OpenAI Batch API output line that failed (left out, with a note)
     totals_off = TotalsOff()  # usage objects whose total_tokens is not prompt + completion (a note)
-    for lineno, rec in log_records(path):  # (a dump of streamed responses: one usage a stream, stream_files)
+    loading = LoadProgress(path)  # (a big file's lines read, then its texts tokenised, on stderr)
+    # (what a line's keys say, worked out once for each set of keys, as written and in their order: most lines repeat
+    # the first's; a look-up a line took 1.4 s of 100,000 lines' 5.9 s under cProfile)
+    one_reply = set()  # the keys of lines that give the reply's text once (_one_reply)
+    arrival_keys = {}  # a line's keys -> those naming its arrival time
+    splits = {}  # line -> its own split, the 'split' key as written, where it gives one (a failed Batch API line too)
+    for lineno, rec in log_records(path, loading):  # (a dump of streamed responses: one usage a stream, stream_files)
+        if isinstance(rec, dict) and SPLIT_NAME in rec:  # (read in this pass: _split_rows read the file again)
+            splits[lineno] = rec[SPLIT_NAME]
         if is_logged_exchange(rec):  # (a request file's line: read as one, its 'response' object was refused as no
             # text, as an OpenAI Batch API output line's would be)
             raise UserError(f"{path}:{lineno}: a request log's {{\"request\", \"response\"}} record, and the first "
@@ -260,8 +270,10 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if len(replies) > 1:
             raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in replies)} both give the reply's text; "
                             "give one")
-        if replies and "output_tokens" not in rec:  # (an 'output' key beside it: which is the reply?)
+        if replies and "output_tokens" not in rec and tuple(rec) not in one_reply:  # (an 'output' key beside it:
+            # which is the reply?)
             _one_reply(list(rec), f"{path}:{lineno}", "keys")
+            one_reply.add(tuple(rec))
         if replies and replies[0] != "generated":  # the reply's text under another name, as a parquet's 'response'
             # column is read (a {"prompt", "response"} file was refused; OpenAI's legacy fine-tuning file,
             # {"prompt", "completion"}, too)
@@ -326,7 +338,10 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                 raise UserError(f"{path}:{lineno}: {name!r} holds a lone UTF-16 surrogate "
                                 f"({describe_surrogate(rec[name], at)}), half of a character that cannot be "
                                 "tokenized; write the whole pair or the character itself")
-        keys = [k for k in rec if arrival_suffix(k) is not None]  # (the .csv's names: 'timestamp' was not read)
+        names = tuple(rec)
+        keys = arrival_keys.get(names)
+        if keys is None:  # (the .csv's names: 'timestamp' was not read)
+            keys = arrival_keys[names] = [k for k in rec if arrival_suffix(k) is not None]
         if len(keys) > 1:
             raise UserError(two_keys_error(f"{path}:{lineno}", keys))
         if not checked_keys.issuperset(rec):  # (each key looked at once: most lines repeat the first's)
@@ -375,6 +390,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             mooncake.add(lineno)
         if "timestamp" in original:  # [ms] on a Mooncake line, else [s]
             stamps.setdefault(lineno in mooncake, lineno)
+    if arrival_info is not None and splits:
+        arrival_info["line splits"] = splits
     if batch_failed:  # (the warning, or the error if every line failed, as BurstGPT's failed requests)
         note = failed_note(len(batch_failed), len(batch_failed) + len(prompts), *batch_failed[0], path)
         if arrival_info is not None:
@@ -414,8 +431,11 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         given_ids["request_id"] = adopted
     given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
     texts = [g if isinstance(g, str) else "" for g in generated]
-    counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), [p or "" for p in prompts]),
-              "generated": _given_or_counted(given, texts)}
+    prompt_given = np.array(prompt_counts, dtype=np.int64)
+    with loading:
+        bar = loading.phase(int((prompt_given < 0).sum() + (given < 0).sum()), "texts", "tokenised", "text")
+        counts = {"prompt": _given_or_counted(prompt_given, [p or "" for p in prompts], bar),
+                  "generated": _given_or_counted(given, texts, bar)}
     _no_blank_prompts(prompts, [c < 0 for c in prompt_counts], lambda i: f"{path}:{lines[i]}")
     failed = np.array([k is not None for k in failed_keys], dtype=bool)
     if failed.any():  # (the warning, or the error if every line failed, as a .csv's)
@@ -678,13 +698,13 @@ def _refuse_blank(texts: pl.Series, where, fix: str) -> None:
                         f"request(s) so; {fix}")
 
 
-def _given_or_counted(given: np.ndarray, texts: list[str]) -> np.ndarray:
+def _given_or_counted(given: np.ndarray, texts: list[str], bar=None) -> np.ndarray:
     """[tokens] per line: the count given (>= 0), else its text's Llama-3 token count (only those texts are
-    tokenized)."""
+    tokenized; each counted on ``bar``, a progress display, if given)."""
     missing = np.flatnonzero(given < 0)
     if len(missing):
         given = given.copy()
-        given[missing] = count_tokens([texts[i] for i in missing])
+        given[missing] = count_tokens([texts[i] for i in missing], bar)
     return given
 
 
@@ -756,8 +776,9 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     arrival_info = {} if arrival_info is None else arrival_info
     # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
     # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
-    records, named = _other_arrival_name(load_sharegpt_records(path, notes), path)
-    keep = _record_split(records, path, split) if split in FILE_SPLITS else None  # (after the parse's checks)
+    check = SplitCheck()  # (every record's own split, checked in the parse's pass)
+    records, named = _other_arrival_name(load_sharegpt_records(path, notes, check), path)
+    keep = _record_split(records, path, split, check) if split in FILE_SPLITS else None  # (after the parse's checks)
     records = records.drop(FILE_SPLIT, strict=False)
     records = _table_arrivals(records, path, arrival_info, named)  # (RECORD_NUMBER kept: it travels through the
     # selection, to name a request's record: _placed)
@@ -794,19 +815,23 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     return df if records is None else df.with_columns(records)  # (each first turn's record: _placed takes it out)
 
 
-def _record_split(records: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
+def _record_split(records: pl.DataFrame, path: Path, split: str, check: SplitCheck | None = None
+                  ) -> pl.Series | None:
     """Which of a conversations file's first turns (``records``, its parse) are in ``split`` by their records' own
     split (:data:`~ltrsched.workloads.sharegpt.FILE_SPLIT`: a ``.json``'s or ``.jsonl``'s record's ``split`` key, a
     conversations parquet's ``split`` column in any case), by a request file's rule
     (:func:`~ltrsched.workloads.file_splits.split_mask`); None for a file whose records give none. One-line
     :class:`UserError` for a value that is no split, naming its record (a parquet's row) and id: every record's, those
     that give no first turn (the paper's rules leave them out: a later chunk, one opening with the assistant's turn)
-    too (:func:`~ltrsched.workloads.file_splits.record_splits`: theirs were never checked). (A record's own split was
+    too (:func:`~ltrsched.workloads.file_splits.record_splits`: theirs were never checked), as ``check`` has them
+    where the parse checked them (a ``.json``'s or ``.jsonl``'s: the file is not read again). (A record's own split was
     dropped: ``train`` refused such a file as one without a split.)"""
     table = path.suffix.lower() == ".parquet"
     name = split_column(pl.read_parquet_schema(path), str(path)) if table else SPLIT_NAME
-    every = record_splits(path, name)
-    if every is not None:  # (every record's, in the file's order: the first bad one named, whoever's it is)
+    if check is not None and check.known:  # (a .json's or .jsonl's, checked in the parse's pass)
+        check.refuse_off(str(path))
+    elif (every := record_splits(path, name)) is not None:  # (every record's, in the file's order: the first bad one
+        # named, whoever's it is)
         values, place = every
         split_mask(values, name, split, str(path), place, "column" if table else "key", any_in_split=False)
     if FILE_SPLIT not in records.columns:
@@ -1891,7 +1916,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         raise UserError(file_not_text_hint(path) or stream_dump_error(path)
                         or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
-    keep = _split_rows(df, path, split) if split in FILE_SPLITS else None  # (a file's own split, where one is asked)
+    line_splits = arrival.pop("line splits", None)  # (a .jsonl's lines' own, read in its one pass)
+    keep = _split_rows(df, path, split, line_splits) if split in FILE_SPLITS else None  # (a file's own split, where
+    # one is asked)
     df, places = _placed(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None), keep),
                          "line" if suffix == ".jsonl" else "row")
     workload = Workload(df, path.stem, {**_meta(path, arrival, warning), **places,
@@ -1920,19 +1947,18 @@ def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
         raise UserError(hint or f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
-def _split_rows(df: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
+def _split_rows(df: pl.DataFrame, path: Path, split: str, line_splits: dict | None = None) -> pl.Series | None:
     """Which rows of a request file's table ``df`` (as read: :data:`FILE_ROW` numbers its rows, or lines, in the file)
     are in ``split`` by the file's own split (:mod:`~ltrsched.workloads.file_splits`): a ``.csv``'s or a flat
-    parquet's ``split`` column, in any case, or a ``.jsonl`` line's ``split`` key; None for a file without one. One-line
+    parquet's ``split`` column, in any case, or a ``.jsonl`` line's ``split`` key (``line_splits``: each line's, as
+    :func:`load_jsonl` read them; None where no line gives one); None for a file without one. One-line
     :class:`UserError` for a value that is no split, naming its row (line)."""
     suffix = path.suffix.lower()
     rows = df[FILE_ROW]
     if suffix == ".jsonl":
-        records = [(line, rec) for line, rec in log_records(path) if isinstance(rec, dict)]  # (as load_jsonl)
-        if not any(SPLIT_NAME in rec for _, rec in records):
+        if line_splits is None:
             return None
-        given = {line: rec.get(SPLIT_NAME) for line, rec in records}
-        return split_mask([given.get(line) for line in rows], SPLIT_NAME, split, str(path),
+        return split_mask([line_splits.get(line) for line in rows], SPLIT_NAME, split, str(path),
                           lambda at: f"line {rows[at]}", "key")
     if suffix == ".csv":
         data = lf_line_ends(path.read_bytes())

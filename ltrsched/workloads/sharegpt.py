@@ -31,8 +31,9 @@ import json
 import os
 import re
 import sys
+from itertools import islice
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -42,12 +43,14 @@ from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
 from ltrsched.strict_json import DuplicateKeyError, unique_keys
 from ltrsched.workloads.arrival_names import (
-    arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
+    ADDED_KEY_BYTES, ARRIVAL_KEY_BYTES, arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
 from ltrsched.workloads.arrival_values import (arrival_error, is_arrival, missing_time_error, other_name_error,
                                                   two_keys_error)
 from ltrsched.workloads.blank_text import is_blank
-from ltrsched.workloads.file_splits import SPLIT_NAME, split_columns
+from ltrsched.workloads.byte_probes import found_patterns
+from ltrsched.workloads.file_splits import SPLIT_NAME, SplitCheck, split_columns
+from ltrsched.workloads.load_progress import LoadProgress
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.openai_usage import TotalsOff, as_conversation, is_logged_exchange
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
@@ -435,8 +438,10 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
     if not all(isinstance(m, dict) for m in conv):
         at = next(i for i, m in enumerate(conv) if not isinstance(m, dict))
         return Skip(True, "with messages that are not objects", f"message {at + 1} is {_kind(conv[at])}")
-    turns = [(i, m) for i, m in enumerate(conv) if _speaker(m) not in _SYSTEM]
-    for i, m in turns[:2]:  # (only the first turns are read)
+    # (the first two turns, those read: whether there is one or more is all the rest tells; every message's speaker was
+    # read, of conversations of dozens)
+    turns = list(islice(((i, m) for i, m in enumerate(conv) if _speaker(m) not in _SYSTEM), 2))
+    for i, m in turns:  # (only the first turns are read)
         who = _speaker(m)
         if not isinstance(who, str) or who not in (*_USER, *_ASSISTANT):
             what = ("no speaker ('from' or 'role')" if who is None else
@@ -582,19 +587,21 @@ RECORD_COLUMNS = ("request_id", *NUMERIC_OPTIONAL_COLUMNS)
 COUNT_COLUMNS = ("prompt_tokens", "output_tokens")
 
 
-def conversation_records(path: Path, cut: dict | None = None) -> tuple[Iterable, pl.DataFrame | None]:
+def conversation_records(path: Path, cut: dict | None = None, loading: LoadProgress | None = None
+                         ) -> tuple[Iterable, pl.DataFrame | None]:
     """The records of a conversations file, in file order: a parquet's (:func:`table_records`, with its
     :data:`TABLE_COLUMNS`), a ``.jsonl``'s (one conversation per line, OpenAI's chat format as its files hold it) or a
     ``.json`` array's (strict UTF-8, complete or cut off: ``cut`` says where, :func:`iter_records`), and the parquet's
     columns (None for the others). The one reader of a conversations file's records (:func:`parse_sharegpt`, and the
     requests without a reply ``label --prompts`` reads: :mod:`ltrsched.workloads.prompts`). One-line
-    :class:`UserError` for a file that cannot be read; a ``.jsonl`` or ``.json`` record's error when it is reached."""
+    :class:`UserError` for a file that cannot be read; a ``.jsonl`` or ``.json`` record's error when it is reached.
+    ``loading``: the load's progress, on which a ``.jsonl``'s lines read are counted."""
     if path.suffix.lower() == ".parquet":
         return table_records(path)
     if path.suffix.lower() == ".jsonl":
         from ltrsched.workloads.jsonl import jsonl_records
 
-        return (record for _, record in jsonl_records(path)), None
+        return (record for _, record in jsonl_records(path, loading)), None
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -786,6 +793,41 @@ def may_give_prompter(path: Path) -> bool:
         return False
 
 
+#: Each cache key probe of a ``.json``'s or ``.jsonl``'s bytes -> the patterns it looks for there: it is True where
+#: one of them occurs or a letter is escaped (:func:`~ltrsched.workloads.arrival_names.escapes_a_letter`), as the
+#: probe itself says of such a file (:func:`_probes_of` asks them all in one read and search).
+_JSON_PROBES = {
+    may_give_arrivals: (ARRIVAL_KEY_BYTES,),
+    may_give_columns: (_RECORD_KEY,),
+    may_give_system_text: (_SYSTEM_SPEAKER, SYSTEM_KEY_BYTES),
+    may_give_system_key: (SYSTEM_KEY_BYTES,),
+    file_may_name_added: (ADDED_KEY_BYTES,),
+    may_give_counts: (_COUNT_KEY,),
+    may_give_other_counts: (_OTHER_COUNT_KEY,),
+    may_give_reply_text: (_REPLY_KEY,),
+    may_give_usage: (_USAGE_KEY, _REQUEST_KEY),
+    may_give_prompter: (_PROMPTER_SPEAKER,),
+    may_give_split: (_SPLIT_KEY,),
+}
+
+
+def _probes_of(path: Path):
+    """``given(probe)``: what ``probe(path)`` says, for each probe of :data:`_JSON_PROBES`, from one read of a
+    ``.json``'s or ``.jsonl``'s bytes and one search of them (:func:`~ltrsched.workloads.byte_probes.found_patterns`;
+    each probe read and searched the whole file: 4.5 s of a 200 MB file's 15.6 s load, this 0.9 s); other files,
+    and other probes, are asked themselves."""
+    if path.suffix.lower() not in (".json", ".jsonl"):
+        return lambda probe: probe(path)
+    try:
+        data = path.read_bytes()
+    except OSError:  # (each probe says why itself: False, and loading it says why)
+        return lambda probe: probe(path)
+    patterns = list(dict.fromkeys(p for keys in _JSON_PROBES.values() for p in keys))
+    found = {patterns[i] for i in found_patterns(data, patterns)} if not escapes_a_letter(data) else set(patterns)
+    del data
+    return lambda probe: (any(p in found for p in _JSON_PROBES[probe]) if probe in _JSON_PROBES else probe(path))
+
+
 #: Bumped when a probe :func:`_remembered` keeps changes what it finds (part of the name it is kept under).
 PROBE_VERSION = 1
 
@@ -903,12 +945,13 @@ def later_counts_error(where: str, field: str, later: int) -> str:
             "request logged with its usage is a .jsonl line {\"prompt_tokens\": P, \"completion_tokens\": C}")
 
 
-def _record_columns(record: dict, number: int, path: Path, later: int = 0) -> dict:
+def _record_columns(record: dict, number: int, path: Path, later: int | Callable[[], int] = 0) -> dict:
     """A conversation record's :data:`RECORD_COLUMNS` (record ``number``, 1-based) by a ``.jsonl`` request line's rules:
     ``request_id`` (where the key is given) as a number, each predictor number as a float or None (not given, or
     null). One-line :class:`UserError` naming the record for a value that is neither, or for a token count given by
     a record whose conversation goes on after its first turn's reply (``later``: its messages after it, as
-    :func:`_after_first_reply` counts them): the first turn is the one read, and whose lengths are those? (A chat
+    :func:`_after_first_reply` counts them, or a function that counts them, called only where a count is given: the
+    count reads every message): the first turn is the one read, and whose lengths are those? (A chat
     request logged with its usage, ``{"messages": [user, assistant, user], "completion_tokens": 300}``, served the
     first reply as 300 tokens, the last turn's reply's length.)"""
     where = f"{path}: record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
@@ -926,8 +969,9 @@ def _record_columns(record: dict, number: int, path: Path, later: int = 0) -> di
         if value is not None and not is_count(number):  # (null: the text's count; else one line, every container's)
             raise UserError(count_error(path, key, number, where[len(f"{path}: "):], "key",
                                         output=name == "output_tokens"))
-        if value is not None and later:
-            raise UserError(later_counts_error(where, repr(key), later))
+        after = (later() if callable(later) else later) if value is not None else 0
+        if after:
+            raise UserError(later_counts_error(where, repr(key), after))
         given[name] = number
     return given
 
@@ -1069,7 +1113,8 @@ def _record_id(record) -> str:
     return str(record.get("id", record.get("conversation_id", ""))) if isinstance(record, dict) else ""
 
 
-def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: bool = False) -> pl.DataFrame:
+def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: bool = False,
+                   split_check: SplitCheck | None = None) -> pl.DataFrame:
     """Parse a ShareGPT JSON file (complete or truncated), a ``.jsonl`` of one conversation per line
     (:func:`is_conversation_line`), or a parquet table of conversations, into first turns
     with token counts (a parquet's own :data:`COUNT_COLUMNS` where it gives them: :func:`given_counts`) and a
@@ -1079,11 +1124,13 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     malformed (:func:`read_first_turn`), first turns that cannot be tokenized, and unless the file is ``packaged``
     (the packaged ShareGPT file, whose cut and thousands of later chunks are known), conversations the paper's rule
     does not take (later chunks, empty ones, ones that open with the assistant's turn) and a file cut off inside a
-    record. A file with no usable record is a :class:`UserError` counting why each was skipped."""
+    record. A file with no usable record is a :class:`UserError` counting why each was skipped. ``split_check`` (a
+    ``.json``'s or ``.jsonl``'s) sees every record's own split in the same pass, those left out too."""
     path = Path(path)
     notes = [] if notes is None else notes
     cut: dict = {}
-    records, extra = conversation_records(path, cut)
+    loading = LoadProgress(path)  # (a big .jsonl's lines read, then its first turns tokenised, on stderr)
+    records, extra = conversation_records(path, cut, loading)
     rows, rows_at, total = [], [], 0
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
@@ -1093,7 +1140,10 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     counted = extra is not None and any(c in extra.columns for c in COUNT_COLUMNS)  # (a parquet's own counts)
     later: dict[int, int] = {}  # such a parquet's record index -> its messages after its first reply
     totals_off = TotalsOff()  # usage objects whose total_tokens is not prompt + completion (a note)
+    check = split_check if extra is None else None  # (a parquet's split column is read apart: record_splits)
     for total, record in enumerate(records, 1):
+        if check is not None:
+            check.see(total, record)
         if total == 1:
             hint = record_hint(record) or (counts_hint(record, path) if extra is None else None)
         read, failed = as_conversation(record, path, total, totals_off) if extra is None else (record, "")
@@ -1108,7 +1158,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             rows_at.append(total - 1)
             if extra is None:
                 arrivals[total - 1] = _record_arrival(record, total, path)
-                kept[total - 1] = _record_columns(record, total, path, _after_first_reply(record))
+                kept[total - 1] = _record_columns(record, total, path, lambda: _after_first_reply(record))
                 if SPLIT_NAME in record and not packaged:  # (the packaged file's parse, cached, keeps its key)
                     splits[total - 1] = record[SPLIT_NAME]
             elif counted:
@@ -1143,6 +1193,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     # alone was served)
     blank = np.array([is_blank(p[len(t) + len(SYSTEM_SEPARATOR):] if t else p) for p, t in zip(prompts, systems)],
                      dtype=bool)
+    with loading:
+        bar = loading.phase(2 * len(prompts), "texts", "tokenised", "text")
+        prompt_tokens, output_tokens = count_tokens(prompts, bar), count_tokens(responses, bar)
     df = pl.DataFrame(
         {
             "source_id": ids,
@@ -1150,8 +1203,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             "response": responses,
             # (a prompt of invisible characters alone, e.g. zero-width spaces, is empty: its tokens counted 4 or
             # more, it passed the paper's prompt-length rule and was served as a prompt)
-            "prompt_tokens": np.where(blank, 0, count_tokens(prompts)),
-            "output_tokens": count_tokens(responses),
+            "prompt_tokens": np.where(blank, 0, prompt_tokens),
+            "output_tokens": output_tokens,
             # (the system text a prompt begins with: an engine sends it as the system turn, not in the user's)
             **({SYSTEM_COLUMN: pl.Series(SYSTEM_COLUMN, [t or None for t in systems], dtype=pl.String)}
                if any(systems) else {}),
@@ -1198,6 +1251,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         extra = extra.drop([c for c in COUNT_COLUMNS if c in extra.columns])
         if extra.width:
             df = df.hstack(extra)
+    if check is not None:
+        check.known = True
     if not packaged and RECORD_NUMBER not in df.columns:  # (every first turn's record, which a refusal of its request
         # names once the first turns are chosen and sampled: ltrsched.workloads.file_rows)
         df = df.with_columns(pl.Series(RECORD_NUMBER, [i + 1 for i in rows_at], dtype=pl.Int64))
@@ -1239,6 +1294,9 @@ def records_key(path: str | Path | None = None) -> str:
 #: A cached parse's notes (a JSON list of lines) lie beside it, in a file of this suffix; a parse cached without
 #: them (before notes were kept) is parsed again.
 NOTES_SUFFIX = ".notes.json"
+#: A cached parse's :class:`~ltrsched.workloads.file_splits.SplitCheck` (every record's own split, checked in its
+#: pass) lies beside it, in a file of this suffix, where the file may give one (:func:`may_give_split`).
+SPLITS_SUFFIX = ".splits.json"
 
 
 def _is_package_file(src: Path) -> bool:
@@ -1248,7 +1306,8 @@ def _is_package_file(src: Path) -> bool:
         return False
 
 
-def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | None = None) -> pl.DataFrame:
+def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | None = None,
+                          split_check: SplitCheck | None = None) -> pl.DataFrame:
     """First turns of ShareGPT (the packaged file by default), cached as parquet by :func:`records_key`.
 
     Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens, or a conversations
@@ -1256,7 +1315,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     and a conversations parquet's :data:`TABLE_COLUMNS`. What the parse noted
     (:func:`parse_sharegpt`: records skipped, a file cut off), on every load, cached or not: lines
     ``warning: <file>: ...`` appended to ``notes``, or (None) printed on stderr. The packaged file's cut-off end and
-    later chunks are expected, and not noted.
+    later chunks are expected, and not noted. ``split_check`` receives a ``.json``'s or ``.jsonl``'s records' own
+    splits as the parse checked them (:data:`SPLITS_SUFFIX` beside the cache; left unknown where a cache has none).
     """
     src = _source(path)
     key = records_key(src)
@@ -1305,24 +1365,26 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-split": the records' own split kept (FILE_SPLIT: may_give_split), which a parse cached before dropped
     # "-recordno": every first turn's record number kept (RECORD_NUMBER), which a parse cached before kept only beside
     # arrival times or a split (a refusal of a request names its record: ltrsched.workloads.file_rows)
+    given = None if package else _probes_of(src)  # (a user's file read and searched once for every probe)
     cached = cache_dir() / cache_file_name(f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
-                            f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
-                            f"{'-columns' if not package and may_give_columns(src) else ''}"
-                            f"{'-systemturn-blank' if not package and may_give_system_text(src) else ''}"
-                            f"{'-systemkey' if not package and may_give_system_key(src) else ''}"
-                            f"{'-added' if not package and file_may_name_added(src) else ''}"
+                            f"{'-arrivals-null' if not package and given(may_give_arrivals) else ''}"
+                            f"{'-columns' if not package and given(may_give_columns) else ''}"
+                            f"{'-systemturn-blank' if not package and given(may_give_system_text) else ''}"
+                            f"{'-systemkey' if not package and given(may_give_system_key) else ''}"
+                            f"{'-added' if not package and given(file_may_name_added) else ''}"
                             f"{'-blankcount' if _gives_prompt_counts(src) else ''}"
                             f"{'-firstcounts' if gives_table_counts(src) else ''}"
-                            f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
-                            f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
-                            f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
-                            f"{'-usage-read-input-both-totals-events-logs' if not package and may_give_usage(src) else ''}"
-                            f"{'-prompter' if not package and may_give_prompter(src) else ''}"
-                            f"{'-split' if not package and may_give_split(src) else ''}"
+                            f"{'-recordcounts-replyless-first' if not package and given(may_give_counts) else ''}"
+                            f"{'-othercounts-replyless-first' if not package and given(may_give_other_counts) else ''}"
+                            f"{'-replytext' if not package and given(may_give_reply_text) else ''}"
+                            f"{'-usage-read-input-both-totals-events-logs' if not package and given(may_give_usage) else ''}"
+                            f"{'-prompter' if not package and given(may_give_prompter) else ''}"
+                            f"{'-split' if not package and given(may_give_split) else ''}"
                             f"{'' if package else '-recordno'}"
                             ".parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
+    kept_splits = cached.with_name(cached.name + SPLITS_SUFFIX) if not package and given(may_give_split) else None
     df = None
     if cached.is_file() and cached_notes.is_file():
         try:
@@ -1334,12 +1396,24 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                     request_ids(df["request_id"], str(src))
         except Exception:
             df = None  # a damaged cache (or one the parse would refuse now) is rebuilt
+        if df is not None and split_check is not None and kept_splits is None and not package and (
+                src.suffix.lower() in (".json", ".jsonl")):  # (its bytes name no split key: no record gives one)
+            split_check.known = True
+        elif df is not None and kept_splits is not None and split_check is not None:
+            try:  # (none kept, or damaged: the check stays unknown, and record_splits reads the file)
+                kept = SplitCheck.from_json(json.loads(kept_splits.read_text(encoding="utf-8")))
+                split_check.known, split_check.keyed, split_check.off = kept.known, kept.keyed, kept.off
+            except (OSError, ValueError):
+                pass
     if df is None:
         lines = []
-        df = parse_sharegpt(src, lines, packaged=package)
+        check = SplitCheck() if split_check is None else split_check
+        df = parse_sharegpt(src, lines, packaged=package, split_check=check)
         if records_key(src) == key:  # not cached under the old key if the file changed while it was parsed
             try:
                 atomic.write_parquet(cached, df)
+                if kept_splits is not None and check.known:
+                    atomic.write_text(kept_splits, strict_json.dumps(check.to_json()))
                 atomic.write_text(cached_notes, strict_json.dumps(lines))  # (after: notes mark a complete entry)
             except UserError:
                 pass  # caching is an optimisation only

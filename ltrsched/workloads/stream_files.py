@@ -16,19 +16,21 @@ from typing import Iterator
 
 from ltrsched.errors import UserError
 from ltrsched.workloads.jsonl import jsonl_records
+from ltrsched.workloads.load_progress import LoadProgress
 from ltrsched.workloads.log_records import litellm_lengths
 from ltrsched.workloads.openai_usage import INPUT_COUNTS, USAGE_COUNTS, served_response
 from ltrsched.workloads.sse_logs import INCLUDE_USAGE, file_streams
 
 
-def log_records(path: Path) -> Iterator[tuple[int, object]]:
+def log_records(path: Path, loading: LoadProgress | None = None) -> Iterator[tuple[int, object]]:
     """``(line, record)`` of a ``.jsonl``: each stream of a dump of streamed responses as ``{"usage": {...}}``
     (:func:`stream_usage`, ``line`` its first line), else each line's JSON value
     (:func:`~ltrsched.workloads.jsonl.jsonl_records`; a LiteLLM spend log row without its prompt as its lengths:
-    :func:`~ltrsched.workloads.log_records.litellm_lengths`)."""
+    :func:`~ltrsched.workloads.log_records.litellm_lengths`). ``loading``: the load's progress, as
+    :func:`~ltrsched.workloads.jsonl.jsonl_records` counts lines on it."""
     streams = file_streams(path)
     if streams is None:
-        yield from ((line, litellm_lengths(record)) for line, record in jsonl_records(path))
+        yield from ((line, litellm_lengths(record)) for line, record in jsonl_records(path, loading))
         return
     for line, events in streams:
         yield line, stream_usage(events, f"{path}:{line}")
