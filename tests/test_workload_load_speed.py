@@ -228,14 +228,15 @@ def test_a_request_files_splits_are_read_in_the_loads_one_pass(tmp_path, monkeyp
     import json
 
     from ltrsched.errors import UserError
-    from ltrsched.workloads import loaders
+    from ltrsched.workloads import loaders, stream_files
 
     path = tmp_path / "w.jsonl"
     path.write_text("".join(json.dumps({"prompt": f"story {i}", "output_tokens": 3, **split}) + "\n" for i, split in
                             enumerate([{"split": "train"}, {"split": " EVAL "}, {"split": "train"}, {}])))
     reads = []
     records = loaders.jsonl_records
-    monkeypatch.setattr(loaders, "jsonl_records", lambda *a, **k: reads.append(a[0]) or records(*a, **k))
+    for module in (loaders, stream_files):  # (a .jsonl's lines come through stream_files.log_records)
+        monkeypatch.setattr(module, "jsonl_records", lambda *a, **k: reads.append(a[0]) or records(*a, **k))
     with pytest.raises(UserError, match=r"w.jsonl: key 'split' in line 4 is missing \(null\), not a split"):
         loaders.load_workload(str(path), split="train")
     assert reads == [path]  # (the load's: the split check read it again)
@@ -249,7 +250,7 @@ def test_a_jsonls_keys_are_checked_once_for_each_set_of_keys(tmp_path, monkeypat
     import json
 
     from ltrsched.errors import UserError
-    from ltrsched.workloads import loaders
+    from ltrsched.workloads import loaders, stream_files
 
     path = tmp_path / "w.jsonl"
     lines = [{"prompt": f"story {i}", "response": f"once {i}", "arrival_time": i} for i in range(50)]
