@@ -39,8 +39,9 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
                    "draws nothing at random).")
 @click.option("--sample-subset", type=int, default=0, show_default=True,
               help="Also serve the first K eval prompts with sampling (the another-seed ceiling of the ranker).")
-@click.option("--sample-temperature", type=float, default=0.8, show_default=True)
-@click.option("--sample-top-p", type=float, default=1.0, show_default=True)
+@click.option("--sample-temperature", type=float, default=0.8, show_default=True,
+              help="The sampled run's temperature (> 0: 0 would repeat the main run).")
+@click.option("--sample-top-p", type=float, default=1.0, show_default=True, help="The sampled run's top-p.")
 @click.option("--sample-seed", type=int, default=None, help="The sampled run's seed [default: --seed + 1].")
 @click.option("--sample-repetition-penalty", type=float, default=None,
               help="The sampled run's repetition penalty [default: --repetition-penalty].")
@@ -57,10 +58,12 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 @click.option("--max-num-batched-tokens", type=int, default=1024, show_default=True, help="Token budget of a step.")
 @click.option("--max-model-len", type=int, default=None,
               help="Context [tokens] [default: the model's]; prompts longer than it minus --max-tokens are skipped.")
-@click.option("--dtype", default=None, help="[default: float32 on a CPU, auto on a GPU]")
+@click.option("--dtype", default=None, help="The weights' and activations' dtype [default: float32 on a CPU, auto on a GPU].")
 @click.option("--block-size", type=int, default=None, help="Tokens per KV block [default: 128 on a CPU, 16 on a GPU].")
-@click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True)
-@click.option("--tensor-parallel-size", type=int, default=1, show_default=True)
+@click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True,
+              help="GPU: the share of its memory vLLM may take (unused on a CPU: --kv-cache-gib).")
+@click.option("--tensor-parallel-size", type=int, default=1, show_default=True,
+              help="GPUs to split the model over (1 on a CPU).")
 @click.option("--enforce-eager/--no-enforce-eager", default=None,
               help="Run without CUDA graphs / torch.compile [default: eager on a CPU, compiled on a GPU].")
 def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, seed, repetition_penalty, sample_subset,

@@ -433,8 +433,8 @@ def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_buc
 @click.option("--out", "-o", type=OutFile(), required=True, help="Output parquet.")
 @click.option("--column", default="score", show_default=True, help="Score column to write.")
 @click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True,
-              help="Of a labels file (`ltrsched label`) or the built-in sharegpt: the prompts to score; other files "
-                   "have no split and are scored whole.")
+              help="The prompts to score: a split of the built-in sharegpt, a labels file (`ltrsched label`) or a "
+                   "file with its own 'split' column or key; a file without one is scored whole ('train' refused).")
 @_stops_on_signals
 def predict(model_dir, workload, out, column, split):
     """Add predictor output to a workload: a score column (and predicted_length for class models)."""
@@ -475,7 +475,9 @@ def predict(model_dir, workload, out, column, split):
 @click.command()
 @click.option("--model", "-m", "model_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint directory.")
 @click.option("--data", default="sharegpt", show_default=True, help="Built-in name or workload file with prompt text.")
-@click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True)
+@click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True,
+              help="The prompts to evaluate on: a split of the built-in sharegpt, a labels file or a file with its own "
+                   "'split' column or key; a file without one is used whole ('train' refused).")
 @click.option("--plot", type=OutFile(), default=None,
               help="Write a calibration plot (true length by score decile) as PNG.")
 @_stops_on_signals
