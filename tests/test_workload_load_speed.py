@@ -298,3 +298,30 @@ def test_a_conversations_later_messages_are_counted_only_beside_a_count(tmp_path
     with pytest.raises(UserError, match="record 1 .* 'output_tokens'"):
         sharegpt.parse_sharegpt(path)
     assert len(counted) == 1
+
+
+def test_simulate_no_progress_hides_the_loads_progress_too(tmp_path, monkeypatch, capsys):
+    """``simulate --no-progress`` said nothing of its run but showed the load's bar (on a terminal) all the same."""
+    from cli_helpers import run_cli_fast
+
+    from ltrsched.workloads import load_progress
+
+    monkeypatch.setattr(load_progress, "MIN_BYTES", 1)  # (a big file's load, of a small one)
+    made = []
+    real = load_progress.LoadProgress.__init__
+
+    def recording(self, path):
+        real(self, path)
+        made.append(self.enabled)
+
+    monkeypatch.setattr(load_progress.LoadProgress, "__init__", recording)
+    path = _requests_file(tmp_path / "w.jsonl", 20)
+    env = {"LTRSCHED_CACHE": str(tmp_path / "cache")}
+    for flag, shown in (("--no-progress", False), ("--progress", True)):
+        made.clear()
+        result = run_cli_fast(capsys, "simulate", "-w", str(path), "--policy", "fcfs", flag, env=env)
+        assert result.returncode == 0, result.stderr
+        assert made and set(made) == {shown}, (flag, made)
+    with load_progress.hidden():
+        assert not load_progress.LoadProgress(path).enabled
+    assert load_progress.LoadProgress(path).enabled

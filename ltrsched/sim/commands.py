@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -297,7 +298,10 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     blocks = block_size_note(profile, block_size, naming)
     if blocks is not None:
         notes.append(blocks)
-    wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes)
+    from ltrsched.workloads.load_progress import hidden
+
+    with nullcontext() if progress is not False else hidden():  # (--no-progress: the load's bar too)
+        wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes)
     from ltrsched.sim.simulate import FitFixes, setup_run
 
     from ltrsched.sim.config import ConfigError

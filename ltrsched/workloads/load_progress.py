@@ -2,10 +2,13 @@
 every 10 s of wall time (``LTRSCHED_PROGRESS_EVERY_S``; none for a shorter load), as ``load w.jsonl: 40,960 of
 100,000 lines read, 10 s`` and then ``load w.jsonl: 61,440 of 200,000 texts tokenised, 20 s``; tqdm's bar on a
 terminal. The phases share one clock (the load's). Nothing for a file under :data:`MIN_BYTES` (its load takes well
-under a second: a bar would flash), nor for one that is no file on disk."""
+under a second: a bar would flash), nor for one that is no file on disk, nor inside :func:`hidden` (a command's
+``--no-progress``)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from ltrsched import progress
@@ -14,6 +17,18 @@ from ltrsched import progress
 MIN_BYTES = 16 * 2**20
 #: Lines read (texts tokenised) between two updates of the display [lines]: an update is a call and a clock read.
 EVERY_LINES = 4096
+#: Whether loads show their progress here (False inside :func:`hidden`).
+_SHOWN: ContextVar[bool] = ContextVar("load_progress_shown", default=True)
+
+
+@contextmanager
+def hidden():
+    """Loads inside show no progress (``simulate --no-progress``: the load's bar showed on a terminal all the same)."""
+    token = _SHOWN.set(False)
+    try:
+        yield
+    finally:
+        _SHOWN.reset(token)
 
 
 class LoadProgress:
@@ -25,7 +40,7 @@ class LoadProgress:
             size = Path(path).stat().st_size
         except OSError:
             size = 0
-        self.enabled = size >= MIN_BYTES
+        self.enabled = size >= MIN_BYTES and _SHOWN.get()
         name = Path(path).name
         self.label = f"load {name if name.isprintable() else ascii(name)}"
         self.start = progress.now()
