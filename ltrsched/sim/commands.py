@@ -70,7 +70,9 @@ def engine_options(fn):
                           "--semantics vllm-v1]."),
         click.option("--preemption", type=click.Choice(["swap", "recompute"]), default=None,
                      help="Preemption under KV pressure [default: swap; recompute with --semantics vllm-v1]."),
-        click.option("--chunked-prefill/--no-chunked-prefill", default=True, show_default=True),
+        click.option("--chunked-prefill/--no-chunked-prefill", default=True, show_default=True,
+                     help="Split a prompt's prefill over steps under --max-num-batched-tokens (off: a prompt "
+                          "longer than the budget is refused)."),
         click.option("--plugin", multiple=True, help="Module or .py file registering extra policies or routers."),
     ]
     return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
