@@ -912,7 +912,7 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
     """Run one :class:`Search` per template to the end; returns them and what the runner did over all
     rounds. ``backend``: an open :class:`~ltrsched.experiments.runner.Backend`; ``bar``: a progress bar
     (:func:`ltrsched.progress.progress_bar`'s), each round's runs added to its total."""
-    from ltrsched.experiments.runner import load_requests, load_summary, run_all
+    from ltrsched.experiments.runner import load_requests, load_summary, run_all, run_hashes
 
     seeds, start_rate, tolerance, max_rate = search_arguments(templates, slos, seeds, start_rate, tolerance, max_rate)
     searches = [Search(t, start_rate, tolerance, max_rate) for t in templates]
@@ -929,12 +929,13 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
             return searches, tally
         _show_round(bar, round_text(number, searches))  # (the runs done grow each round: this says how far it goes)
         batch = {id(s): specs_at(s.template, rate, seeds) for s, rate in open_}
-        stats = run_all([spec for specs in batch.values() for spec in specs], out, backend=backend, bar=bar,
-                        progress=False, thrash_ok=True)
+        specs = [spec for specs in batch.values() for spec in specs]
+        round_hashes = run_hashes(specs)  # (each run's once: run_all and the points read it)
+        stats = run_all(specs, out, backend=backend, bar=bar, progress=False, thrash_ok=True, hashes=round_hashes)
         tally.merge(stats)
         points = {}
         for s, rate in open_:
-            hashes = [spec.run_hash() for spec in batch[id(s)]]
+            hashes = [round_hashes[spec] for spec in batch[id(s)]]
             runs = list(zip(batch[id(s)], hashes))
             stopped = [stats.stopped[h] for h in hashes if h in stats.stopped]
             if stopped:

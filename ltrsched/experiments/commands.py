@@ -467,9 +467,10 @@ def _checked_runs(data: dict, sweep_file: Path, out: Path) -> tuple[list, list[t
 
     with _in_sweep_file(sweep_file, "policies"), _plugin_hint("a sweep"):
         check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
+    loaded = {}  # (each profile file read once here: the KV capacity check below reads it too)
     for prof in data.get("profiles", []):
         try:
-            load_profile(prof)
+            loaded[prof] = load_profile(prof)
         except UserError as exc:  # (it named neither the sweep file nor its key)
             raise UserError(f"{sweep_file}: 'profiles': {exc}") from None
     with _in_sweep_file(sweep_file, "routers"), _plugin_hint("a sweep"):
@@ -493,9 +494,9 @@ def _checked_runs(data: dict, sweep_file: Path, out: Path) -> tuple[list, list[t
 
     by_profile = {(s.profile, s.block_size): s for s in specs}.values()  # (each profile's block size resolved once)
     for prof, size in sorted({(s.profile, s.resolved_block_size()) for s in by_profile}):  # a sweep file sets neither
-        kv_capacity_blocks(SimConfig(profile=prof, block_size=size),  # utilization nor the KV capacity
+        kv_capacity_blocks(SimConfig(profile=prof, block_size=size), loaded.get(prof),  # utilization nor the KV
                            fix=f"set a smaller block_size in {sweep_file}, or use another profile",
-                           naming=key_naming(SWEEP_KEYS))
+                           naming=key_naming(SWEEP_KEYS))  # capacity
     # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill), a policy or
     # router lacking a column, a request too long for a profile fail here, before any run, rather than after the runs
     # sorted ahead of theirs

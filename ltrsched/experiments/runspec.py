@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -118,15 +119,11 @@ class RunSpec:
         """The KV block size the run simulates [tokens]: ``block_size``, or the profile's engine's, or 16."""
         if self.block_size is not None:
             return self.block_size
-        from ltrsched.sim.profiles import engine_block_size
-
-        return engine_block_size(self.profile) or DEFAULT_BLOCK_SIZE
+        return _profile_facts(self.profile)[0] or DEFAULT_BLOCK_SIZE
 
     def profile_max_model_len(self) -> int:
         """The profile's ``max_model_len`` [tokens]: what the run simulates where ``max_model_len`` is None."""
-        from ltrsched.sim.profiles import load_profile
-
-        return int(load_profile(self.profile).max_model_len)
+        return _profile_facts(self.profile)[1]
 
     def inputs(self) -> dict[str, Any]:
         """Content fingerprints of what the run reads besides its fields: the workload file's and the
@@ -176,3 +173,33 @@ class RunSpec:
 
 #: :class:`RunSpec`'s fields a run's key starts from (all but :data:`LABEL_FIELDS`), in their declared order.
 _KEY_FIELDS = tuple(f.name for f in fields(RunSpec) if f.name not in LABEL_FIELDS)
+
+
+#: A profile file's engine block size and max_model_len, by the file's identity (path, size, times, inode): a run's
+#: hash, its checks and its config each read them, and each read parsed the whole file (a 60 MB profile: 17 reads in
+#: a 2-run sweep, seconds each). A file changed since is read again.
+_PROFILE_FACTS: dict[tuple, tuple[int | None, int]] = {}
+
+
+def _profile_facts(profile: Any) -> tuple[int | None, int]:
+    """``profile``'s (engine block size or None, max_model_len [tokens]); a profile file read once per version and
+    process. Errors are :func:`ltrsched.sim.profiles.load_profile`'s."""
+    from ltrsched.sim.profiles import engine_block_size, load_profile
+    from ltrsched.sim.profiles.io import profile_file
+
+    def read() -> tuple[int | None, int]:
+        loaded = load_profile(profile)
+        return engine_block_size(loaded), int(loaded.max_model_len)
+
+    file = profile_file(profile) if isinstance(profile, (str, os.PathLike)) else None
+    try:
+        st = os.stat(file) if file is not None else None
+    except (OSError, ValueError):  # (its error is load_profile's)
+        st = None
+    if st is None:
+        return read()
+    ident = (os.path.realpath(file), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    facts = _PROFILE_FACTS.get(ident)
+    if facts is None:
+        facts = _PROFILE_FACTS[ident] = read()
+    return facts

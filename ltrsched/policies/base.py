@@ -12,12 +12,30 @@ the sequence cap and the KV cache, and preempts from the tail of it under memory
 from __future__ import annotations
 
 import inspect
+import weakref
 from enum import IntEnum
 from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
 from ltrsched.policies.fastops import count_nonzero
+
+
+#: A class's constructor parameter names after ``self``, by class, with the ``__init__`` they were read from (weak keys:
+#: a plugin class is not kept; a replaced ``__init__`` is read again). ``inspect.signature`` on each
+#: :meth:`Policy.parameters` call was a second of a 10,000-policy sweep's checks.
+_INIT_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def init_parameter_names(cls: type) -> tuple[str, ...]:
+    """The names of ``cls.__init__``'s parameters after ``self``, read once per class and ``__init__``."""
+    init = cls.__init__
+    cached = _INIT_NAMES.get(cls)
+    if cached is not None and cached[0] is init:
+        return cached[1]
+    names = tuple(inspect.signature(init).parameters)[1:]
+    _INIT_NAMES[cls] = (init, names)
+    return names
 
 
 class RequestState(IntEnum):
@@ -282,8 +300,7 @@ class Policy:
 
     def parameters(self) -> dict[str, Any]:
         """Constructor parameters and their current values (a policy stores each as an attribute)."""
-        sig = inspect.signature(type(self).__init__)
-        return {n: getattr(self, n) for n in list(sig.parameters)[1:] if hasattr(self, n)}
+        return {n: getattr(self, n) for n in init_parameter_names(type(self)) if hasattr(self, n)}
 
     def describe(self) -> dict[str, Any]:
         """Name and parameters, for result files."""

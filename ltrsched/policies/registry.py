@@ -15,6 +15,7 @@ import inspect
 import os
 import sys
 import typing
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -292,15 +293,38 @@ def available() -> dict[str, type[Policy]]:
 
 
 def _parameters(cls: type) -> dict[str, inspect.Parameter]:
-    sig = inspect.signature(cls.__init__)
-    return {n: p for n, p in list(sig.parameters.items())[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    """The spec parameters of ``cls``: its constructor's keyword-capable parameters after ``self``, by name (a copy;
+    read from the class once per ``__init__``: :func:`_class_info`)."""
+    return dict(_class_info(cls)[0])
+
+
+#: What depends only on a class's ``__init__`` (its spec parameters, its type hints), by class, with the ``__init__``
+#: it was read from: ``inspect.signature`` and ``typing.get_type_hints`` took 1-2 s of a 10,000-policy sweep's checks.
+#: Weak keys: a plugin class unregistered when its command ends is not kept; a class registered under a name again
+#: (a reloaded plugin) is another class, and a class whose ``__init__`` was replaced is read again.
+_CLASS_INFO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _class_info(cls: type) -> tuple[dict[str, inspect.Parameter], dict[str, object]]:
+    """``cls``'s spec parameters (:func:`_parameters`) and its ``__init__``'s type hints ({} where they cannot be
+    resolved), read once per class and ``__init__``."""
+    init = cls.__init__
+    cached = _CLASS_INFO.get(cls)
+    if cached is not None and cached[0] is init:
+        return cached[1]
+    sig = inspect.signature(init)
+    params = {n: p for n, p in list(sig.parameters.items())[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    try:
+        hints = typing.get_type_hints(init)
+    except Exception:  # (a name not defined yet, perhaps: read again next time, as before)
+        return params, {}
+    info = (params, hints)
+    _CLASS_INFO[cls] = (init, info)
+    return info
 
 
 def _converter(cls: type, param: inspect.Parameter) -> Callable[[str], object]:
-    try:
-        hints = typing.get_type_hints(cls.__init__)
-    except Exception:
-        hints = {}
+    hints = _class_info(cls)[1]
     hint = hints.get(param.name, type(param.default) if param.default is not inspect.Parameter.empty else str)
     args = () if typing.get_origin(hint) is typing.Literal else typing.get_args(hint)
     if args:  # Optional[X] / X | None
