@@ -196,3 +196,17 @@ def test_runs_not_under_out_are_not_looked_for_one_by_one(tmp_path, monkeypatch)
     (tmp_path / "out" / "runs" / specs[0].run_hash()).mkdir(parents=True)  # (a run's directory, no summary.json)
     runner.run_all(specs, tmp_path / "out", progress=False, backend=backend)
     assert calls == [specs[0].run_hash()] and len(backend.order) == 3
+
+
+def test_the_default_jobs_are_the_cpus_this_process_may_use(monkeypatch):
+    """``--jobs``'s default was ``os.cpu_count()``: under ``taskset -c 0`` on 2 cores, 2 workers shared 1 CPU."""
+    import os
+
+    from ltrsched.experiments.runner import ProcessBackend
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert ProcessBackend().jobs == 1
+    assert ProcessBackend(jobs=5).jobs == 5
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert ProcessBackend().jobs == 3

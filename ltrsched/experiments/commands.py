@@ -29,8 +29,8 @@ def backend_options(command):
     command = click.option("--backend", type=click.Choice(["process", "ray"]), default="process", show_default=True,
                            help="Run on a local process pool, or as Ray tasks (pip install 'ltrsched[ray]').")(command)
     return click.option("--jobs", "-j", type=int, default=None,
-                        help="Parallel runs, at most 4,096 (default: all cores; with --address: the cluster's "
-                             "CPUs).")(command)
+                        help="Parallel runs, at most 4,096 (default: the CPUs this process may use; with --address: "
+                             "the cluster's CPUs).")(command)
 
 
 def _modules():

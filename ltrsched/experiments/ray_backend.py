@@ -13,8 +13,8 @@ a second death marks the run failed, and the others go on. A worker that a plugi
 code 2), once, with no retry.
 
 Ray is an optional dependency (``pip install 'ltrsched[ray]'``), imported only here, on first use. A
-local instance gets ``jobs`` CPUs (default: all cores), no dashboard, and Ray's logging at ERROR. With
-``--address`` (``host:port``, ``ray://host:port`` or ``auto``) the cluster is checked before joining:
+local instance gets ``jobs`` CPUs (default: the CPUs this process may use), no dashboard, and Ray's logging at
+ERROR. With ``--address`` (``host:port``, ``ray://host:port`` or ``auto``) the cluster is checked before joining:
 a TCP connection first, then ``ray.init`` in a child process bounded by :data:`CONNECT_TIMEOUT_S`
 (``ray.init`` itself retries an address that answers but is not Ray for ever), so a bad address is a
 one-line error. On a cluster, ``--out``, the workloads and ltrsched must be reachable from every node
@@ -39,7 +39,7 @@ from typing import Any
 
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.experiments.runner import (BUSY, EXIT_LINE_FILE, Backend, Pending, RunStats, describe_run,
-                                        report_notices, run_one_noting)
+                                        report_notices, run_one_noting, usable_cpus)
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.plugin_watchdog import PluginTimeoutError, exit_line_left_in, leave_exit_line_in
 from ltrsched.policies.batching import ThrashError
@@ -222,7 +222,7 @@ class RayBackend(Backend):
     """Runs as Ray tasks (one CPU each); see the module's docstring.
 
     Args:
-        jobs: CPUs of the local instance (default: all cores); on a cluster, the most runs at once
+        jobs: CPUs of the local instance (default: the CPUs this process may use); on a cluster, the most runs at once
             (default: the cluster's CPUs).
         address: a Ray cluster to join (``host:port``, ``ray://host:port``, ``auto``); None: start a
             local instance (``RAY_ADDRESS`` is not consulted).
@@ -251,7 +251,7 @@ class RayBackend(Backend):
             self._owns_session = False
             cpus = self._cluster_cpus()
         elif self.address is None:
-            cpus = self.jobs or os.cpu_count() or 1
+            cpus = self.jobs or usable_cpus()
             ray.init(**local_init_options(cpus))
         else:
             try:

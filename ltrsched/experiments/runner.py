@@ -607,13 +607,14 @@ class Backend:
 
 class ProcessBackend(Backend):
     """Runs in this process (one job, or one pending run) or in a ``ProcessPoolExecutor`` of ``jobs``
-    spawned workers (default: all cores) that end when this process dies (:mod:`lifeline`)."""
+    spawned workers (default: the CPUs this process may use, :func:`usable_cpus`) that end when this process dies
+    (:mod:`lifeline`)."""
 
     name = "process"
 
     def __init__(self, jobs: int | None = None):
-        self.jobs = max(1, jobs or os.cpu_count() or 1)
-        self._asked = jobs is not None  # (the default, all cores, is not noted: a container's cpuset is often fewer)
+        self.jobs = max(1, jobs or usable_cpus())  # (os.cpu_count(): 2 workers under `taskset -c 0` on 2 cores)
+        self._asked = jobs is not None  # (the default is never noted)
         self._pool: cf.ProcessPoolExecutor | None = None
         self._exit_lines: str | None = None  # a temporary folder: the lines of workers a stuck plugin call ended
 
@@ -740,7 +741,7 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
             desc: str = "runs", backend: Backend | None = None, bar=None, thrash_ok: bool = False,
             hashes: dict[RunSpec, str] | None = None) -> RunStats:
     """Run every spec not already finished under ``out``, on ``backend`` (default: a process pool of
-    ``jobs`` workers, all cores by default, opened and closed here).
+    ``jobs`` workers, the CPUs this process may use by default, opened and closed here).
 
     A run another process is computing is put last, then waited for and reused. A failing run raises its
     error after the runs already under way have finished and been written. A run whose worker died twice
