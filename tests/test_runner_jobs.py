@@ -56,10 +56,11 @@ def test_usable_cpus_follow_the_affinity():
 def test_the_default_jobs_is_not_noted(monkeypatch):
     """Without --jobs the pool has the CPUs this process may use (it had the machine's cores, os.cpu_count, which a
     container's cpuset may cut to far fewer): the note named a --jobs the user never gave."""
-    monkeypatch.setattr(runner, "usable_cpus", lambda: 1)
     monkeypatch.setattr(runner, "_run_pool", lambda *a, **k: None)
     monkeypatch.setattr(runner.ProcessBackend, "_executor", lambda self: None)
     monkeypatch.setattr(runner.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(runner, "usable_cpus", lambda: 64)
     backend, bar = runner.ProcessBackend(None), _Bar()
+    monkeypatch.setattr(runner, "usable_cpus", lambda: 1)  # (fewer by the time it runs: still not noted)
     backend.run([(SPEC, f"h{i}") for i in range(11)], None, None, bar)
-    assert backend.jobs == 1 and bar.lines == []
+    assert backend.jobs == 64 and bar.lines == []
