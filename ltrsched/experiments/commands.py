@@ -53,7 +53,7 @@ def check_run_tree_out(out, command: str) -> None:
 
 @click.command()
 @click.argument("experiment", type=click.Choice([*EXPERIMENT_NAMES, "all"]))
-@click.option("--quick", is_flag=True, help="A reduced but faithful version (about a minute on 2 cores).")
+@click.option("--quick", is_flag=True, help="A reduced but faithful version (`table1 --quick`: under a minute on 2 cores).")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Output directory (runs/, tables/, figures/, REPRODUCTION.md).")
 @backend_options
@@ -510,7 +510,8 @@ def _checked_runs(data: dict, sweep_file: Path, out: Path) -> tuple[list, list[t
 
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"), show_default=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"), show_default=True,
+              help="Output directory (runs/ and sweep.csv); runs already under its runs/ are reused.")
 @click.option("--max-runs", type=click.IntRange(min=1), default=DEFAULT_MAX_RUNS, show_default=True,
               help="Refuse a sweep file whose lists multiply out to more runs than this, before any run (10,000 runs "
                    "of 2,000 requests are ~17 minutes on 2 cores; a grid of millions is usually a mistake). Raise "

@@ -267,8 +267,9 @@ def predictor_share(predictor, workload: str, num_requests: int | None, seed: in
 @click.option("-w", "--workload", default=None, help="The validated workload (for the predictor's prompts).")
 @click.option("-n", "--num-requests", type=int, default=None, help="As given to validate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="As given to validate.")
-@click.option("-o", "--out", type=OutFile(), default=RESULTS, show_default=True,
-              help="Results JSON (the default is the file `reproduce` renders).")
+@click.option("-o", "--out", type=OutFile(), default=RESULTS,
+              help="Results JSON [default: the package's ltrsched/experiments/real_model_results.json, the file "
+                   "`reproduce` renders].")
 @click.option("--update", is_flag=True,
               help="Re-measured cases: replace the cases these directories hold in the existing --out, keep the "
                    "others (and its labels and ranker unless given).")
