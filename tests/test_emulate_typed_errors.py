@@ -108,7 +108,8 @@ def test_the_command_lines_lines_are_unchanged(capsys, tmp_path):
     r = run_cli_fast(capsys, "validate", "--emulate", "a100-llama3-8b", "-w", workload, "--policies", "fcfs",
                      "--out", tmp_path / "v")
     assert r.returncode == 2 and r.stderr == (
-        "error: 1 request(s) exceed the engine's max_model_len 8192 tokens (first: request 1, 9004 tokens): raise "
+        "error: 1 request(s) exceed the engine's max_model_len 8192 tokens (first: request 1 in row 2 of "
+        f"{workload}, 9004 tokens): raise "
         "--max-model-len if the model takes longer contexts, or leave them out\n"), r.stderr
     r = run_cli_fast(capsys, "replay", "--emulate", "a100-llama3-8b", "-n", "2", "--max-model-len", "4096",
                      "--num-gpu-blocks", "200", "-o", tmp_path / "out")

@@ -67,8 +67,9 @@ def test_validate_refuses_a_request_beyond_it_in_the_real_engines_words(capsys, 
     r = run_cli_fast(capsys, "validate", "--emulate", PROFILE, "--gpu-memory-utilization", str(UTILIZATION), *size,
                      "-w", _csv(tmp_path, tokens), "--policies", "fcfs", "-o", str(tmp_path / "v"))
     assert r.returncode == 2, r.stderr
-    assert r.stderr == (f"error: 1 request(s) exceed the engine's max_model_len {CONTEXT} tokens (first: request 0, "
-                        f"{tokens} tokens), its context from {source} (one of them vLLM's null block) x 16 tokens: "
+    assert r.stderr == (f"error: 1 request(s) exceed the engine's max_model_len {CONTEXT} tokens (first: request 0 "
+                        f"in row 1 of {tmp_path / f'w{tokens}.csv'}, {tokens} tokens), its context from {source} "
+                        "(one of them vLLM's null block) x 16 tokens: "
                         f"{fix}\n")
     assert not (tmp_path / "v").exists()
 
@@ -107,7 +108,7 @@ def test_replay_serves_the_bounded_context_and_refuses_one_token_more(capsys, tm
     source, fix = SOURCES[()]
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr == (f"error: 1 request(s) exceed the engine's max_model_len {CONTEXT} tokens (first: request "
-                              f"0, {CONTEXT + 1} tokens), its context from {source} (one of them vLLM's null block) x "
+                              f"0 in row 1 of {tmp_path / f'w{CONTEXT + 1}.csv'}, {CONTEXT + 1} tokens), its context from {source} (one of them vLLM's null block) x "
                               f"16 tokens: {fix}\n")
 
 

@@ -80,7 +80,7 @@ def test_validate_refuses_what_the_engine_would_refuse_at_its_start_before_repla
     assert f"`{manifest['command']}`" in (tmp_path / "v" / "validation.md").read_text()
     before = {p: p.read_bytes() for p in (tmp_path / "v").rglob("*") if p.is_file()}
     for bad, message in ((["-w", "long.jsonl", *EMU], "1 request(s) exceed the engine's max_model_len 8192 tokens "
-                                                      "(first: request 0, 9010 tokens)"),
+                                                      "(first: request 0 in line 1 of long.jsonl, 9010 tokens)"),
                          # (the context the 3 blocks bound, as the real engine's: default_context_bound)
                          (["-n", "2", "--num-gpu-blocks", "3", *EMU], "2 request(s) exceed the engine's max_model_len "
                                                                       "32 tokens (first: request 0, 290 tokens), its "
@@ -323,7 +323,8 @@ def test_the_emulated_engines_context_is_its_profiles_as_the_simulators(capsys, 
     # (torch warns once per process, at the first build in a test process, through a handler of its own: not here)
     build_scheduler(EngineConfig(num_gpu_blocks=10), EngineSetup(make_policy("fcfs"))).shutdown()
     long = _lengths(tmp_path, "six.jsonl", [(5000, 1000), (50, 20)])
-    message = ("1 request(s) exceed the engine's max_model_len 4096 tokens (first: request 0, 6000 tokens): raise "
+    message = (f"1 request(s) exceed the engine's max_model_len 4096 tokens (first: request 0 in line 1 of {long}, "
+               "6000 tokens): raise "
                "--max-model-len if the model takes longer contexts, or leave them out")
     for command in (["replay", "-o", "out"], ["validate", "--policies", "fcfs", "--out", "out"]):
         r = run_cli_fast(capsys, *command, "--emulate", "cpu-llama-tiny", "-w", long, cwd=tmp_path)
@@ -347,7 +348,8 @@ def test_max_model_len_lets_the_engine_commands_serve_longer_requests_as_simulat
     assert served["output_tokens"].to_list() == [60, 20]
     # (validate takes the same emulated_config: ~6 s of report here, so not repeated)
     r = run_cli_fast(capsys, "replay", *EMU, "-w", long, "-o", "refused", cwd=tmp_path)  # (the profile's 8,192)
-    assert_one_line_error(r, "exceed the engine's max_model_len 8192 tokens (first: request 0, 8210 tokens): raise "
+    assert_one_line_error(r, f"exceed the engine's max_model_len 8192 tokens (first: request 0 in line 1 of {long}, "
+                             "8210 tokens): raise "
                              "--max-model-len")
     for value, message in (("9000", "--max-model-len 9000 exceeds llama-tiny's context of 4096 tokens "
                                     "(max_position_embeddings in its config.json), which vLLM refuses"),

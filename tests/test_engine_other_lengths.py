@@ -26,7 +26,8 @@ def test_a_kv_refusal_names_the_tokens_a_policys_extra_output_adds(capsys, tmp_p
     workload = _csv(tmp_path / "w.csv", [(100, 61)])
     r = run_cli_fast(capsys, "validate", *EMU, "-w", workload, "--num-gpu-blocks", "11", "--policies", "fcfs;po;srtf",
                      "-o", tmp_path / "v")
-    assert_one_line_error(r, "1 request(s) exceed the engine's max_model_len 160 tokens (first: request 0, 176 tokens, "
+    assert_one_line_error(r, "1 request(s) exceed the engine's max_model_len 160 tokens (first: request 0 in row 1 of "
+                             f"{workload}, 176 tokens, "
                              "15 of them policy po's extra output tokens), its context from the KV cache of "
                              "--num-gpu-blocks 11 (one of them vLLM's null block) x 16 tokens: give more "
                              "--num-gpu-blocks, or leave them out")
@@ -44,7 +45,8 @@ def test_a_context_refusal_under_a_short_max_model_len_says_to_raise_it(tmp_path
     workload = build_workload(_csv(tmp_path / "w.csv", [(256, 1), (10, 5)]), None, "burst", None, 1.0, None, 0)
     with pytest.raises(UserError) as short:
         check_context_before_start(workload, engine_config(model="llama-tiny", max_model_len=256, platform="cpu"))
-    assert str(short.value) == ("1 request(s) exceed the engine's max_model_len 256 tokens (first: request 0, 257 "
+    assert str(short.value) == ("1 request(s) exceed the engine's max_model_len 256 tokens (first: request 0 in row 1 "
+                                f"of {tmp_path / 'w.csv'}, 257 "
                                 "tokens), its context from --max-model-len: raise --max-model-len (up to 4096, "
                                 "llama-tiny's context), or leave them out")
     long = build_workload(_csv(tmp_path / "l.csv", [(4096, 1)]), None, "burst", None, 1.0, None, 0)

@@ -236,7 +236,8 @@ def test_without_max_model_len_the_emulated_validate_refuses_what_the_real_one_r
     emulated = run_cli_fast(capsys, *common, "--emulate", "cpu-llama-tiny", "-o", str(tmp_path / "emulated"))
     assert real.returncode == emulated.returncode == 2, (real.stderr, emulated.stderr)
     assert real.stderr == emulated.stderr == (
-        f"error: 1 request(s) exceed the engine's max_model_len 256 tokens (first: request 0, {prompt + output} tokens), "
+        f"error: 1 request(s) exceed the engine's max_model_len 256 tokens (first: request 0 in row 1 of {workload}, "
+        f"{prompt + output} tokens), "
         f"its context from the KV cache of {given} (one of them vLLM's null block) x 128 tokens: {fix}, or leave them "
         "out\n")
 

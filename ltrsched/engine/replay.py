@@ -28,6 +28,7 @@ from ltrsched.policies.batching import MAX_STALLED_STEPS, ThrashGuard
 from ltrsched.policies.needs import check_needs
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
+from ltrsched.workloads.file_rows import file_rows
 from ltrsched.workloads.schema import Workload
 
 
@@ -90,8 +91,21 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0,
             counted.append(limit_rules.extra_tokens_named(extra_output_tokens, extra_from))
         held = f" for {int(total[i])} tokens, " + " and ".join(counted) if counted else ""
         raise ArgumentValueError(f"{len(too_big)} request(s) can never fit the engine's KV cache of "
-                                 f"{usable} usable blocks (first: request "
-                                 f"{int(workload.df['request_id'][i])} needs {int(blocks[i])} blocks{held})")
+                                 f"{usable} usable blocks (first: {request_named(workload, i)} needs "
+                                 f"{int(blocks[i])} blocks{held})")
+
+
+def request_named(workload: Workload, i: int) -> str:
+    """Request ``i`` (0-based row of ``workload``'s table) as a refusal names it: its id, and where the workload was
+    read from a file its place there (``request 0 in row 1 of long.csv``, the simulator's words). "request 0" alone
+    named a number the loader gives a file without ids, and once ``-n`` sampled a file, none of its rows."""
+    request_id = int(workload.df["request_id"][i])
+    rows = file_rows(workload.meta)
+    place = rows.place(request_id) if rows is not None else None
+    if place is None:
+        return f"request {request_id}"
+    source = workload.meta.get("source")
+    return f"request {request_id} in {place}" + (f" of {source}" if isinstance(source, str) and source else "")
 
 
 def check_context(workload: Workload, max_model_len: int, extra_output_tokens: int = 0, output_cap: int | None = None,
@@ -111,7 +125,7 @@ def check_context(workload: Workload, max_model_len: int, extra_output_tokens: i
         total = int(prompt[i]) + int(output if output_cap is not None else output[i]) + extra_output_tokens
         extra = (", " + limit_rules.extra_tokens_named(extra_output_tokens, extra_from)) if extra_output_tokens else ""
         raise ArgumentValueError(f"{len(too_long)} request(s) exceed the engine's max_model_len {max_model_len} "
-                                 f"tokens (first: request {int(workload.df['request_id'][i])}, {total} tokens{extra})"
+                                 f"tokens (first: {request_named(workload, i)}, {total} tokens{extra})"
                                  f"{fix}")
     return prompt + output + extra_output_tokens  # (each at most max_model_len now: no wrap)
 

@@ -161,6 +161,18 @@ def _kv_bytes_per_token(model_path: str, dtype: str) -> int:
 MAX_IDLE_WAIT_S = 60.0
 
 
+def least_wall_time(arrival_times) -> float:
+    """Wall-clock seconds the real engine takes at least to add requests arriving at ``arrival_times`` [s]: every
+    gap between consecutive arrivals, each cut to :data:`MAX_IDLE_WAIT_S` (the most an idle engine waits)."""
+    import numpy as np
+
+    times = np.sort(np.asarray(arrival_times, dtype=float))
+    if len(times) == 0:
+        return 0.0
+    gaps = np.diff(np.concatenate(([0.0], times)))
+    return float(np.minimum(np.maximum(gaps, 0.0), MAX_IDLE_WAIT_S).sum())
+
+
 class VllmDriver:
     """vLLM's ``LLMEngine`` in this process, with the adapter as its scheduler; the run's wall clock.
 

@@ -55,6 +55,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
         config = engine_config(**engine)
         check_policy_stops_at_eos(config, pol)  # (a policy adding output tokens with --eos model: likewise)
         check_context_before_start(wl, config, pol.extra_output_tokens, f"policy {pol.name}")
+        wall_time_note(wl)
     work_starts()
     with start_engine(**engine) as eng:
         result = eng.run(wl, pol, progress=True)  # (a bar on a terminal, else a line about every 10 s)
@@ -77,6 +78,24 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     note = duration_note(cuts, duration)  # (once it has run, as simulate's: a note before an error made it two lines)
     if note:
         click.echo(note, err=True)
+
+
+#: Least wall time of a real engine's arrivals [s] above which ``replay`` says so before the engine starts.
+LONG_REPLAY_S = 300.0
+
+
+def wall_time_note(wl) -> None:
+    """A ``note:`` line before the real engine starts where the workload's arrivals alone take more than
+    :data:`LONG_REPLAY_S` of wall time (it adds requests in real time: a trace over an hour ran for an hour unsaid)."""
+    from ltrsched.engine.runner import MAX_IDLE_WAIT_S, least_wall_time
+
+    times = wl.df["arrival_time"].to_numpy()
+    least = least_wall_time(times)
+    if least > LONG_REPLAY_S:
+        click.echo(f"note: the real engine adds requests at their arrival times, in wall-clock time: the last of "
+                   f"{len(times):,} arrives at {float(times.max()):,.0f} s, so this replay takes at least "
+                   f"{least:,.0f} s (an idle gap over {MAX_IDLE_WAIT_S:.0f} s is cut to it); a higher --rate "
+                   "compresses the arrivals, --emulate PROFILE runs in virtual time", err=True)
 
 
 @click.command(cls=RecordedCommand)
