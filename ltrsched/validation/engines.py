@@ -75,7 +75,8 @@ def engine_options(fn):
                      help="CPU engine: compute threads, pinned to as many CPUs [default: 1, the least noisy]."),
         click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True,
                      help="GPU engine: fraction of GPU memory vLLM may use (not used on a CPU)."),
-        click.option("--tensor-parallel-size", type=int, default=1, show_default=True),
+        click.option("--tensor-parallel-size", type=int, default=1, show_default=True,
+                     help="GPUs to split the model over (1 on the CPU engine)."),
         click.option("--enforce-eager/--no-enforce-eager", default=None,
                      help="Run vLLM without CUDA graphs / torch.compile [default: eager on a CPU (starts in "
                           "seconds instead of minutes, no recompilation pauses mid-run), compiled on a GPU]."),
