@@ -8,6 +8,7 @@ import codecs
 import random
 
 import pytest
+from test_progress import FakeClock
 
 from ltrsched.workloads import jsonl
 
@@ -105,17 +106,6 @@ def test_a_conversations_files_cache_probes_read_it_once(tmp_path, monkeypatch):
     assert reads.count(path) <= 2, reads  # (the probes' read and the parse's; each probe read it: 14)
 
 
-class _FakeClock:
-    """A clock that moves ``step`` seconds each time it is read."""
-
-    def __init__(self, step: float):
-        self.t, self.step = 1000.0, step
-
-    def __call__(self) -> float:
-        self.t += self.step
-        return self.t
-
-
 def _requests_file(path, n: int):
     import json
 
@@ -146,7 +136,7 @@ def test_a_long_load_prints_its_lines_read_then_texts_tokenised_on_stderr(tmp_pa
     monkeypatch.setattr(load_progress, "EVERY_LINES", 10)
     monkeypatch.setattr("ltrsched.workloads.jsonl.EVERY_LINES", 10)
     monkeypatch.setattr(tokenizer, "CHUNK", 10)
-    monkeypatch.setattr("ltrsched.progress.now", _FakeClock(4.0))
+    monkeypatch.setattr("ltrsched.progress.now", FakeClock(4.0))
     path = make(tmp_path / "big.jsonl", 60)
     quiet = load_workload(str(_requests_file(tmp_path / "quiet.jsonl", 60)) if make is _requests_file else
                           str(_conversations_file(tmp_path / "quiet.jsonl", 60)))
