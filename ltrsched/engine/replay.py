@@ -28,7 +28,7 @@ from ltrsched.policies.batching import MAX_STALLED_STEPS, ThrashGuard
 from ltrsched.policies.needs import check_needs
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
-from ltrsched.workloads.file_rows import file_rows
+from ltrsched.workloads.file_rows import file_rows, request_named as request_in_file
 from ltrsched.workloads.schema import Workload
 
 
@@ -97,15 +97,14 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0,
 
 def request_named(workload: Workload, i: int) -> str:
     """Request ``i`` (0-based row of ``workload``'s table) as a refusal names it: its id, and where the workload was
-    read from a file its place there (``request 0 in row 1 of long.csv``, the simulator's words). "request 0" alone
-    named a number the loader gives a file without ids, and once ``-n`` sampled a file, none of its rows."""
+    read from a file its place there (``request 0 in row 1 of long.csv``, the simulator's words:
+    :func:`~ltrsched.workloads.file_rows.request_named`). "request 0" alone named a number the loader gives a file
+    without ids, and once ``-n`` sampled a file, none of its rows."""
     request_id = int(workload.df["request_id"][i])
     rows = file_rows(workload.meta)
-    place = rows.place(request_id) if rows is not None else None
-    if place is None:
-        return f"request {request_id}"
     source = workload.meta.get("source")
-    return f"request {request_id} in {place}" + (f" of {source}" if isinstance(source, str) and source else "")
+    return request_in_file(request_id, rows.place(request_id) if rows is not None else None,
+                           source if isinstance(source, str) else None)
 
 
 def check_context(workload: Workload, max_model_len: int, extra_output_tokens: int = 0, output_cap: int | None = None,

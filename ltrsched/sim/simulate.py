@@ -30,7 +30,7 @@ from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import FINISHED, RequestTable
 from ltrsched.sim.step_shape import StepShape
 from ltrsched.workloads.arrivals import check_arrival_span
-from ltrsched.workloads.file_rows import FileRows, file_rows
+from ltrsched.workloads.file_rows import FileRows, file_rows, request_named
 from ltrsched.workloads.schema import Workload
 
 GIB = 1 << 30
@@ -131,8 +131,7 @@ def _request_named(table: RequestTable, i: int, workload: str | None, rows: File
     the workloads' own errors count rows). "request 0" alone named a number the loader gives a file without ids; the
     table's row was none of the file's once ``-n`` sampled it ("request 1 in row 2" of a file's row 20)."""
     request_id = int(table.request_id[i])
-    place = (rows.place(request_id) if rows is not None else None) or f"row {i + 1}"
-    return f"request {request_id} in {place}" + (f" of {workload}" if workload is not None else "")
+    return request_named(request_id, (rows.place(request_id) if rows is not None else None) or f"row {i + 1}", workload)
 
 
 def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool,

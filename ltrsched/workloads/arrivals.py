@@ -35,7 +35,7 @@ import polars as pl
 
 from ltrsched.errors import UserError
 from ltrsched.numbers import grouped
-from ltrsched.workloads.file_rows import FileRows, file_rows
+from ltrsched.workloads.file_rows import FileRows, file_rows, request_named
 from ltrsched.workloads.schema import Workload
 
 PROCESSES = ("burst", "poisson", "gamma", "replay")
@@ -217,8 +217,7 @@ def _outlier(df: pl.DataFrame, rows: FileRows | None = None) -> str:
     ids = df["request_id"].to_list() if "request_id" in df.columns else list(range(len(t)))
 
     def named(at: int) -> str:
-        place = rows.place(ids[at]) if rows is not None else None
-        return f"request {ids[at]}" + (f" in {place}" if place else "")
+        return request_named(ids[at], rows.place(ids[at]) if rows is not None else None)
 
     return (f" ({named(int(np.argmax(t)))} arrives {grouped((t.max() - t.min()) / 31_557_600, 0)} years after "
             f"{named(int(np.argmin(t)))})")

@@ -56,3 +56,13 @@ def file_rows(meta) -> FileRows | None:
     """The :class:`FileRows` of a workload's ``meta`` (None where it holds none: a built-in, a frame made in Python)."""
     rows = meta.get(FILE_ROWS) if isinstance(meta, dict) else None
     return rows if isinstance(rows, FileRows) else None
+
+
+def request_named(request_id: int, place: str | None = None, source: str | None = None) -> str:
+    """A request as the messages that refuse one name it, in the simulator's, the engine's and the loaders' words
+    alike: ``request 3 in row 20 of long.csv`` (its id, its ``place``, e.g. :meth:`FileRows.place`, and ``source``,
+    the file or workload it is in, named only with a place); ``request 3`` where no place is known."""
+    if not place:
+        return f"request {request_id}"
+    return f"request {request_id} in {place}" + (f" of {source}" if source else "")
+
