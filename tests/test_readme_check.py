@@ -352,12 +352,12 @@ def test_readme_quotes_pos_warning_at_an_unreachable_tau(capsys, tmp_path):
 def test_readme_quotes_the_kv_fit_refusal_naming_pos_extra_tokens(capsys, tmp_path):
     """README's Real engine section quotes validate's refusal of one request of 100 + 61 tokens on 11 KV blocks (the
     context they bound, 160 tokens, named)."""
-    (tmp_path / "one.csv").write_text("prompt_tokens,output_tokens\n100,61\n")
-    res = run_cli_fast(capsys, "validate", "--emulate", "a100-llama3-8b", "-w", tmp_path / "one.csv",
-                       "--num-gpu-blocks", "11", "--policies", "fcfs;po;srtf", "--out", tmp_path / "v")
+    (tmp_path / "w.csv").write_text("prompt_tokens,output_tokens\n100,61\n")
+    res = run_cli_fast(capsys, "validate", "-w", "w.csv", "--emulate", "a100-llama3-8b", "--num-gpu-blocks", "11",
+                       "--policies", "fcfs;po;srtf", "--out", tmp_path / "v", cwd=tmp_path)
     assert res.returncode == 2
     text = _readme_text()
-    assert "`validate --emulate a100-llama3-8b --num-gpu-blocks 11 --policies 'fcfs;po;srtf'`" in text
+    assert "`validate -w w.csv --emulate a100-llama3-8b --num-gpu-blocks 11 --policies 'fcfs;po;srtf'`" in text
     assert f"printed `{_printed_line(res.stderr, 'error: ')}`" in text
 
 
