@@ -191,6 +191,8 @@ FAILED_OUTPUT_NAMES = ("response tokens",)
 #: (the one read was used, silently), and where the reply's text is read the two are an error naming both
 #: (:func:`_one_reply`).
 UNREAD_REPLY_NAMES = ("output",)
+#: Other names of JSON-lines files (newline-delimited JSON), read as ``.jsonl`` once renamed.
+JSON_LINES_ALIASES = (".ndjson", ".jsonlines", ".ldjson")
 
 
 def _one_reply(names, where: str, what: str = "columns") -> None:
@@ -1914,7 +1916,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
                         "({\"prompt\": ..., \"output_tokens\": N} per line)")
     else:  # (a .csv.gz said "unknown workload format '.gz'" alone)
         raise UserError(file_not_text_hint(path) or stream_dump_error(path)
-                        or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
+                        or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv"
+                        + ("" if suffix not in JSON_LINES_ALIASES else f" (a {suffix} file is JSON lines: name it "
+                                                                       f"{path.stem}.jsonl)"))
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
     line_splits = arrival.pop("line splits", None)  # (a .jsonl's lines' own, read in its one pass)
     keep = _split_rows(df, path, split, line_splits) if split in FILE_SPLITS else None  # (a file's own split, where
