@@ -76,3 +76,15 @@ def test_a_class_whose_init_is_replaced_is_read_afresh():
         assert make_policy("cache-probe:depth=5").spec() == "cache-probe:depth=5"
         with pytest.raises(UserError, match="has no parameter 'width'"):
             make_policy("cache-probe:width=2")
+
+
+def test_a_routers_spec_reads_its_class_once(monkeypatch):
+    """A router's ``parameters()`` (its ``spec()``, ``describe()``) read its constructor's signature on every call."""
+    from ltrsched.routers import make_router
+
+    router = make_router("least-work:tau=0.6")
+    spec = router.spec()
+    calls = _count(monkeypatch)
+    assert [router.spec() for _ in range(20)] == [spec] * 20
+    assert router.describe() == {"router": "least-work", **router.parameters()}
+    assert calls == []

@@ -8,11 +8,12 @@ it returns. The replica's own policy then schedules it like any other request.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
+
+from ltrsched.policies.base import init_parameter_names
 
 
 class ReplicaView:
@@ -158,8 +159,8 @@ class Router:
         raise NotImplementedError
 
     def parameters(self) -> dict[str, Any]:
-        sig = inspect.signature(type(self).__init__)
-        return {n: getattr(self, n) for n in list(sig.parameters)[1:] if hasattr(self, n)}
+        """Constructor parameters and their current values (read once per class: ``Policy.parameters``'s rule)."""
+        return {n: getattr(self, n) for n in init_parameter_names(type(self)) if hasattr(self, n)}
 
     def describe(self) -> dict[str, Any]:
         return {"router": self.name, **self.parameters()}
