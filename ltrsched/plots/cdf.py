@@ -207,6 +207,19 @@ def _plain_log_labels(ax, ratio: float) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _empty_panel_text(metric: str, tables: Sequence[pl.DataFrame]) -> str:
+    """What a panel no run has a finite value for says: why, where every finished request of the runs has one output
+    token and the metric is TPOT (:data:`~ltrsched.metrics.NO_VALUE_REASON`, as the summary's table says)."""
+    from ltrsched.metrics import NO_VALUE_REASON
+
+    if metric != "tpot" or not all({"finish_time", "output_tokens"} <= set(t.columns) for t in tables):
+        return "no finite values"
+    finished = [t.filter(pl.col("finish_time").is_not_null())["output_tokens"] for t in tables]
+    if not sum(len(o) for o in finished) or any((o != 1).any() for o in finished):
+        return "no finite values"
+    return f"no finite values:\nevery finished request has\n{NO_VALUE_REASON[metric]}"
+
+
 def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Mapping[str, str] | None = None):
     """The figure of :func:`plot_cdf_grid` (a matplotlib ``Figure``; the caller closes it). A line's colour and
     dash pattern follow its series, ``series[label]`` (default: the label; :func:`ltrsched.plots.runs.line_series`),
@@ -260,8 +273,8 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
                 elif smallest == 0 and hi == 0:  # (every value 0)
                     ax.set_xlim(-ZERO_SPAN_MARGIN, 1.0)
             if not ax.get_lines():
-                ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center", va="center",
-                        color="gray")
+                ax.text(0.5, 0.5, _empty_panel_text(metric, [requests for _, requests in lines]),
+                        transform=ax.transAxes, ha="center", va="center", color="gray")
             ax.set_xlabel(xlabel)
             ax.set_ylabel("fraction of requests")
             ax.set_ylim(0, 1.02)
