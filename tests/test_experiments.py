@@ -76,6 +76,32 @@ def test_rerun_skips_finished_runs(quick_table1):
     assert r.returncode == 0 and "0 runs simulated, 11 reused" in r.stdout
 
 
+def _table_part(stdout: str) -> str:
+    """What ``reproduce`` printed before its ``N runs simulated, M reused; S s`` line: the tables and checks."""
+    return stdout[:stdout.rindex("\n", 0, stdout.index(" runs simulated, "))]
+
+
+def test_a_cached_rerun_computes_no_score_and_loads_no_predictor(quick_table1, monkeypatch):
+    """A cached rerun loaded both ShareGPT predictors (torch, the tokenizer: 3 of its 4.5 s CPU) before it found every
+    run finished. Its run keys hold what the scores are made from (the scoring string with its tau, the seed, the
+    workload), not the scores: with every scorer made to fail, it finds every run and prints the same table."""
+    import ltrsched.policies
+    from ltrsched.experiments import approx, scoring
+    from ltrsched.predictors import pretrained
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached rerun computed scores or loaded a predictor")
+
+    for module, name in ((scoring, "attach_scores"), (approx, "approx_lengths"), (approx, "approx_class_lengths"),
+                         (ltrsched.policies, "approx_oracle_scores"), (pretrained, "sharegpt_predictor")):
+        monkeypatch.setattr(module, name, refuse)
+    out, first = quick_table1
+    r = run_cli_captured("reproduce", "table1", "--quick", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "0 runs simulated, 11 reused" in r.stdout
+    assert _table_part(r.stdout) == _table_part(first.stdout)
+
+
 def test_a_second_experiment_keeps_the_first_in_the_report(quick_table1, tmp_path):
     """`reproduce table4` into the directory of an earlier `reproduce table1` rewrote REPRODUCTION.md with Table 4
     alone: Table 1's comparison and checks were gone from the report (its tables/ files stayed)."""

@@ -63,7 +63,7 @@ def reproduce(experiment, quick, out, jobs, backend, address):
     Finished runs are cached under OUT/runs and skipped on a rerun.
     """
     from ltrsched.experiments.report import write_report
-    from ltrsched.experiments.runner import check_jobs, load_summary, open_backend, run_all
+    from ltrsched.experiments.runner import check_jobs, load_summary, open_backend, run_all, run_hashes
     from ltrsched.outputs import check_out_dir
 
     check_jobs(jobs)
@@ -76,9 +76,11 @@ def reproduce(experiment, quick, out, jobs, backend, address):
     t0 = time.perf_counter()
     specs = [s for n in names for s in modules[n].specs(quick)]
     with open_backend(backend, jobs, address) as runner:  # a bad --address or a missing Ray fails here, first
-        _prepare_predictors(specs)
-        # (a bar on a terminal, else a line about every 10 s: ltrsched.progress)
-        stats = run_all(specs, out, progress=True, desc=f"reproduce {experiment}", backend=runner)
+        hashes = run_hashes(specs)
+        # (a bar on a terminal, else a line about every 10 s: ltrsched.progress); the predictors are loaded for the
+        # runs to compute alone: a cached rerun loaded both ShareGPT checkpoints (torch, the tokenizer) for none
+        stats = run_all(specs, out, progress=True, desc=f"reproduce {experiment}", backend=runner, hashes=hashes,
+                        prepare=_prepare_predictors)
     sections = [modules[n].build(out, quick) for n in names]
     elapsed = time.perf_counter() - t0
     cmd = "ltrsched reproduce " + experiment + (" --quick" if quick else "")
@@ -92,7 +94,7 @@ def reproduce(experiment, quick, out, jobs, backend, address):
             click.echo(("  [ok]   " if c.passed else "  [MISS] ") + c.claim + (f" ({c.detail})" if c.detail else ""))
     click.echo(f"\n{stats.line()}; {elapsed:.1f} s. Report: {shown_path(report)}")
     # (the paper's settings preempt about never: BENCHMARKS.md; a thrash here is news, and its starvation rows wrong)
-    for line in thrash_warnings(specs, [load_summary(out, s) for s in specs]):
+    for line in thrash_warnings(specs, [load_summary(out, s, hashes[s]) for s in specs]):
         click.echo(line, err=True)
 
 
@@ -129,7 +131,8 @@ def _check_slo_defined_per_seed(slos, workload: str, size: int, seeds) -> None:
 
 
 def _prepare_predictors(specs) -> None:
-    """Train (or load) the trained predictors the runs use once, here, before the worker processes."""
+    """Train (or load) the trained predictors the runs ``specs`` use once, here, before the worker processes (the
+    runs to compute: :func:`~ltrsched.experiments.runner.run_all`'s ``prepare``; none where every run is cached)."""
     scorings = {s.scoring for s in specs}
     if any(sc.startswith("trained-") for sc in scorings):
         from ltrsched.predictors.pretrained import sharegpt_predictor

@@ -33,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import polars as pl
@@ -739,7 +739,8 @@ def open_backend(name: str = "process", jobs: int | None = None, address: str | 
 
 def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, progress: bool = True,
             desc: str = "runs", backend: Backend | None = None, bar=None, thrash_ok: bool = False,
-            hashes: dict[RunSpec, str] | None = None) -> RunStats:
+            hashes: dict[RunSpec, str] | None = None,
+            prepare: Callable[[list[RunSpec]], None] | None = None) -> RunStats:
     """Run every spec not already finished under ``out``, on ``backend`` (default: a process pool of
     ``jobs`` workers, the CPUs this process may use by default, opened and closed here).
 
@@ -749,7 +750,9 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
     bar to advance instead of one made here. ``thrash_ok``: a run that a preemption thrash stopped is recorded in
     :attr:`RunStats.stopped` (its error line) and the others go on, as a capacity search far above capacity needs; it
     saves no result, so a later call runs it again (and it stops again: the same outcome). ``hashes``: the specs'
-    run hashes (:func:`run_hashes`) where the caller has them; each run's is computed here otherwise.
+    run hashes (:func:`run_hashes`) where the caller has them; each run's is computed here otherwise. ``prepare``:
+    called once, before the first run and its progress bar, with the specs to compute (an empty list where every run
+    is finished), e.g. to load or train the predictors those runs score with once, here, not in each worker.
     """
     from ltrsched.progress import progress_bar
 
@@ -772,6 +775,8 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
             if why != NOT_RUN:
                 damaged[h] = why
     _note_damaged(damaged, out)
+    if prepare is not None:
+        prepare([s for s, _ in pending])
     # group runs sharing a workload so that each worker's workload cache hits
     pending.sort(key=lambda p: (workload_order(p[0]), p[0].policy))
     own_bar = bar is None
