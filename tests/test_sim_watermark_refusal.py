@@ -62,3 +62,18 @@ def test_the_fewest_blocks_beside_the_watermark(needed, watermark):
     blocks = fewest_blocks_beside_watermark(needed, watermark)
     assert blocks - int(watermark * blocks) >= needed  # (enough)
     assert blocks == needed or (blocks - 1) - int(watermark * (blocks - 1)) < needed  # (and the fewest)
+
+
+def test_a_sweep_names_the_watermark_with_its_own_fix(capsys, tmp_path):
+    """A sweep file sets neither the KV blocks nor the batch rules: the line names the watermark (one block of the
+    181 that cpu-smollm2's GPU memory sizes) and the sweep's own fix."""
+    (tmp_path / "w.csv").write_text("prompt_tokens,output_tokens\n23000,100\n")  # (23,099 tokens: 181 blocks of 128)
+    (tmp_path / "s.toml").write_text('workloads = ["w.csv"]\npolicies = ["fcfs"]\nprofiles = ["cpu-smollm2"]\n'
+                                     "max_model_len = 23168\n")
+    r = run_cli_fast(capsys, "sweep", tmp_path / "s.toml", "--out", tmp_path / "out")
+    assert r.returncode == 2
+    assert r.stderr.endswith(
+        "1 request(s) can never fit the KV cache of 180 usable blocks (first: request 0 in row 1 needs 181 blocks of "
+        "128 tokens); 1 of the cache's 181 blocks is held back as the watermark under the paper's batch rules, which "
+        "vLLM V1's rules let a request admitted alone use; use a profile with more GPU memory, or leave such requests "
+        "out\n"), r.stderr

@@ -152,8 +152,8 @@ def watermark_held(blocks: int, watermark_blocks: int, rules: str = "the paper's
     the simulator's default) keep ``watermark_blocks`` [blocks] of them free at every admission, a lone request's
     too, where vLLM V1's rules let a request admitted alone take them (``BatchLimits.blocks_alone``); the words of
     the simulator's refusal (``ltrsched.sim.simulate``), before its fix."""
-    return (f"{watermark_blocks} of the cache's {blocks} blocks are held back as the watermark under {rules}, which "
-            "vLLM V1's rules let a request admitted alone use")
+    return (f"{watermark_blocks} of the cache's {blocks} blocks {'is' if watermark_blocks == 1 else 'are'} held back "
+            f"as the watermark under {rules}, which vLLM V1's rules let a request admitted alone use")
 
 
 def longer_context_fix(name: limit_rules.Name = limit_rules.option_name) -> str:
