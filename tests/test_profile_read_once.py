@@ -1,6 +1,8 @@
-"""A sweep reads a profile file once for its own checks (helper sweepfollow): each run's hash, its config and the
-sweep's checks each parsed the whole file again (17 reads in a 2-run sweep; a 63 MB profile, seconds each). What is
-left is the simulator's own read in each run's setup (ltrsched.sim.simulate.setup_run)."""
+"""A command reads a profile file once (helpers sweepfollow, profreads): each run's hash, its config and the sweep's
+checks each parsed the whole file again (17 reads in a 2-run sweep; a 63 MB profile, seconds each); then `simulate`
+still read it 4 times (its block size, its KV capacity, setup_run's check and the run's setup), a 2-run sweep 8 and a
+2-run capacity search 9 (its SLO bound and memory check besides). Now a file is parsed once per version and process
+(ltrsched.sim.profiles.io.load_profile), and one changed between two runs is read again."""
 
 from __future__ import annotations
 
@@ -9,8 +11,12 @@ import os
 import traceback
 
 from cli_helpers import run_cli_fast
+from conftest import make_workload
 from ltrsched.experiments.runspec import RunSpec
+from ltrsched.policies import make_policy
+from ltrsched.sim.config import SimConfig
 from ltrsched.sim.profiles import io
+from ltrsched.sim.simulate import simulate
 
 
 def _profile(tmp_path, block_size=None):
@@ -39,7 +45,39 @@ def test_a_sweep_reads_its_profile_file_once_outside_the_runs_setup(tmp_path, ca
     r = run_cli_fast(capsys, "sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "-j", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "4 runs simulated" in r.stdout
-    assert reads.count(False) == 2  # (the sweep file's check, and the block size and max_model_len of every run)
+    assert reads == [False]  # (the sweep file's check; the runs' hashes, checks and setups take the same profile)
+
+
+def test_simulate_reads_its_profile_file_once(tmp_path, capsys, monkeypatch):
+    profile = _profile(tmp_path)
+    reads = _count_reads(monkeypatch)
+    r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "5", "-p", str(profile), "--no-progress")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(reads) == 1  # (was 4: the block size, the KV capacity, setup_run's check, the run's setup)
+
+
+def test_a_capacity_search_reads_its_profile_file_once(tmp_path, capsys, monkeypatch):
+    profile = _profile(tmp_path)
+    reads = _count_reads(monkeypatch)
+    r = run_cli_fast(capsys, "capacity", "-w", "lmsys-like", "-n", "10", "--seeds", "1", "-p", "fcfs", "--profile",
+                     str(profile), "--slo", "ttft_p90=5", "--max-rate", "8", "--out", str(tmp_path / "cap"), "-j", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "2 runs simulated" in r.stdout
+    assert len(reads) == 1  # (was 9: the SLO bound and the memory check besides each run's setups)
+
+
+def test_a_profile_file_rewritten_between_two_runs_is_read_again(tmp_path, monkeypatch):
+    path = _profile(tmp_path)
+    reads = _count_reads(monkeypatch)
+    wl, config = make_workload([100, 200], [10, 20]), SimConfig(profile=str(path))
+    first = simulate(wl, make_policy("fcfs"), config).summary["makespan"]
+    assert simulate(wl, make_policy("fcfs"), config).summary["makespan"] == first
+    assert len(reads) == 1
+    data = json.loads(path.read_text())
+    data["overhead_s_per_step"] = 10 * data["overhead_s_per_step"]
+    path.write_text(json.dumps(data))  # (in place: the same inode)
+    assert simulate(wl, make_policy("fcfs"), config).summary["makespan"] > first  # (not the stale profile's)
+    assert len(reads) == 2
 
 
 def test_a_profile_file_changed_is_read_again(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -175,31 +174,11 @@ class RunSpec:
 _KEY_FIELDS = tuple(f.name for f in fields(RunSpec) if f.name not in LABEL_FIELDS)
 
 
-#: A profile file's engine block size and max_model_len, by the file's identity (path, size, times, inode): a run's
-#: hash, its checks and its config each read them, and each read parsed the whole file (a 60 MB profile: 17 reads in
-#: a 2-run sweep, seconds each). A file changed since is read again.
-_PROFILE_FACTS: dict[tuple, tuple[int | None, int]] = {}
-
-
 def _profile_facts(profile: Any) -> tuple[int | None, int]:
-    """``profile``'s (engine block size or None, max_model_len [tokens]); a profile file read once per version and
-    process. Errors are :func:`ltrsched.sim.profiles.load_profile`'s."""
+    """``profile``'s (engine block size or None, max_model_len [tokens]): a run's hash, its checks and its config each
+    ask. A profile file is parsed once per version and process (:func:`ltrsched.sim.profiles.load_profile`: one
+    changed since is read again). Errors are load_profile's."""
     from ltrsched.sim.profiles import engine_block_size, load_profile
-    from ltrsched.sim.profiles.io import profile_file
 
-    def read() -> tuple[int | None, int]:
-        loaded = load_profile(profile)
-        return engine_block_size(loaded), int(loaded.max_model_len)
-
-    file = profile_file(profile) if isinstance(profile, (str, os.PathLike)) else None
-    try:
-        st = os.stat(file) if file is not None else None
-    except (OSError, ValueError):  # (its error is load_profile's)
-        st = None
-    if st is None:
-        return read()
-    ident = (os.path.realpath(file), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-    facts = _PROFILE_FACTS.get(ident)
-    if facts is None:
-        facts = _PROFILE_FACTS[ident] = read()
-    return facts
+    loaded = load_profile(profile)
+    return engine_block_size(loaded), int(loaded.max_model_len)

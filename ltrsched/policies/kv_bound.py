@@ -147,6 +147,15 @@ def bounded_fix(name: limit_rules.Name = limit_rules.option_name, kv_cache_gib: 
             else f"give a larger {name('kv_cache_gib')}, or leave them out")
 
 
+def watermark_held(blocks: int, watermark_blocks: int, rules: str = "the paper's batch rules") -> str:
+    """Why a request that a KV cache of ``blocks`` blocks would hold is refused all the same: ``rules`` (the paper's,
+    the simulator's default) keep ``watermark_blocks`` [blocks] of them free at every admission, a lone request's
+    too, where vLLM V1's rules let a request admitted alone take them (``BatchLimits.blocks_alone``); the words of
+    the simulator's refusal (``ltrsched.sim.simulate``), before its fix."""
+    return (f"{watermark_blocks} of the cache's {blocks} blocks {'is' if watermark_blocks == 1 else 'are'} held back "
+            f"as the watermark under {rules}, which vLLM V1's rules let a request admitted alone use")
+
+
 def longer_context_fix(name: limit_rules.Name = limit_rules.option_name) -> str:
     """What to do about a request longer than a context not bounded by the KV cache (a profile's or the one given)."""
     return f"raise {name('max_model_len')} if the model takes longer contexts, or leave them out"

@@ -16,7 +16,7 @@ import simpy
 from ltrsched.arguments import check_argument, check_flag, check_workload_and_policy
 from ltrsched.errors import ArgumentTypeError, ArgumentValueError, UserError
 from ltrsched.metrics import request_metrics, speedup_vs_real_time, summarize
-from ltrsched.policies import limit_rules
+from ltrsched.policies import kv_bound, limit_rules
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import BatchLimits, vllm_watermark_blocks
 from ltrsched.policies.kv_bound import usable_blocks_bound
@@ -137,13 +137,15 @@ def _request_named(table: RequestTable, i: int, workload: str | None, rows: File
 def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool,
                 fixes: FitFixes = FitFixes(), given: bool = True, extra_from: str = "the policy",
                 bounded: CacheBound | None = None, workload: str | None = None,
-                rows: FileRows | None = None) -> None:
+                rows: FileRows | None = None, watermark: float = 0.0) -> None:
     """Refuse a request the replica can never run, in one :class:`~ltrsched.errors.ArgumentValueError` (a ValueError
     to a Python caller, a UserError to the command line). ``given``: whether the user set ``max_model_len`` [tokens]
     (else it is the profile's, or the profile's bounded by the KV cache: ``bounded``, :func:`cache_bound`).
     ``extra_from``: who adds the table's extra output tokens (``policy po``), as the KV line names them. ``workload``:
     the workload as the line names it (:func:`workload_named`; None: ``fixes.where`` names it); ``rows``: where each
-    request is in the workload's file (:func:`~ltrsched.workloads.file_rows.file_rows`; None: the table's rows)."""
+    request is in the workload's file (:func:`~ltrsched.workloads.file_rows.file_rows`; None: the table's rows).
+    ``watermark``: the fraction of the blocks ``limits.watermark_blocks`` keeps free (``SimConfig.watermark``), for the
+    fix of a request that the cache holds but its watermark does not leave room for (:func:`_watermark_why`)."""
     # the context limit applies to the workload's own lengths, not to a policy's extra tokens (PO's 15-token length
     # estimate). The table serves them in the same request (output_tokens, its KV and its steps), and vLLM stops a
     # request at max_model_len, so the engine counts them (ltrsched.engine.replay.check_context) and refuses a request
@@ -179,7 +181,8 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
             f"{fixes.where}{len(too_big)} request(s) can never fit the KV cache of {usable} usable blocks "
             f"(first: {_request_named(table, i, workload, rows)} needs {blocks[i]} blocks of {limits.block_size} "
             f"tokens{held}); "
-            + fixes.kv
+            + (_watermark_why(limits, int(blocks[too_big].max()), watermark, fixes)
+               if blocks[too_big].max() <= limits.num_gpu_blocks else fixes.kv)
         )
     # without chunked prefill a request's tokens to compute run in one step: its prompt at first, after a recompute
     # the prompt + the tokens it generated, at most prompt + output - 1 (the last sampled token is never computed;
@@ -196,6 +199,45 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
                 f"computes ({len(too_wide)} request(s) need more; first: {_request_named(table, i, workload, rows)}, "
                 f"{int(largest_step[i])} tokens); " + fixes.budget
             )
+
+
+def fewest_blocks_beside_watermark(needed: int, watermark: float) -> int:
+    """The fewest KV blocks ``N`` [blocks] whose paper-rules watermark, ``int(watermark x N)`` blocks (``setup_run``),
+    leaves ``needed`` blocks to a request admitted alone (``N - int(watermark x N) >= needed``; it never decreases
+    with ``N``, so a bisection between ``needed`` and ``needed / (1 - watermark) + 1`` finds it). ``watermark`` in
+    [0, 1)."""
+    low, high = needed, int(math.ceil(needed / (1.0 - watermark))) + 1
+    while low < high:
+        mid = (low + high) // 2
+        if mid - int(watermark * mid) >= needed:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def _watermark_why(limits: BatchLimits, needed: int, watermark: float, fixes: FitFixes) -> str:
+    """The end of the refusal of a request of ``needed`` blocks [blocks] that the KV cache holds (``needed`` <=
+    ``limits.num_gpu_blocks``) but not beside the watermark the paper's batch rules keep free even for a request
+    alone (the ``--semantics vllm-v1`` run serves it): that watermark named, and what to change in the caller's
+    settings (``fixes.naming``): the blocks it takes, vLLM V1's rules, a smaller watermark, where its user sets them;
+    else ``fixes.kv``. It said "... of 198 usable blocks; raise --num-gpu-blocks" of a cache of 200 blocks, and
+    the run with ``--semantics vllm-v1`` served the request."""
+    naming = fixes.naming
+    rules = (f"the paper's batch rules ({naming.setting('semantics', 'paper')})" if naming.has("semantics")
+             else "the paper's batch rules")
+    why = kv_bound.watermark_held(limits.num_gpu_blocks, limits.watermark_blocks, rules)
+    fix = []
+    if naming.has("num_gpu_blocks"):
+        fix.append(f"give {naming.setting('num_gpu_blocks', fewest_blocks_beside_watermark(needed, watermark))} "
+                   "or more")
+    if naming.has("semantics"):
+        fix.append(naming.setting("semantics", "vllm-v1"))
+    if naming.has("watermark"):
+        fix.append(f"a smaller {naming.name('watermark')}")
+    if not fix:
+        return f"{why}; {fixes.kv}"
+    return f"{why}: {', or '.join(fix)}, or leave such requests out"
 
 
 #: The most tokens a context or a KV block may hold [tokens]: a request's counts (prompt + output + a policy's extra
@@ -351,7 +393,8 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
     table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     _check_fits(table, limits, max_model_len, config.chunked_prefill, fixes, given=bool(config.max_model_len),
                 extra_from=f"policy {policy.name}", bounded=bounded,
-                workload=None if fixes.where else workload_named(workload), rows=file_rows(workload.meta))
+                workload=None if fixes.where else workload_named(workload), rows=file_rows(workload.meta),
+                watermark=config.watermark)
     as_value_error(check_arrival_span, table.arrival_time, f"workload {workload.name!r}")
     _check_step_time(profile)
 

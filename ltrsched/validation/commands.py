@@ -118,10 +118,7 @@ def profile(name, out, quick, repeats, runs, **engine):
     every step's shape and cycle time, and fits the simulator's step-time model (see PROFILES.md).
     """
     from ltrsched.outputs import check_inputs_kept, check_out_file
-    from ltrsched.sim.profiles.io import save_profile
     from ltrsched.validation.probe_runs import check_probe_arguments, measure_probe_runs, pooled_steps
-    from ltrsched.validation.profiling import fit_steps, fitted_profile
-    from ltrsched.validation.step_time_ratio import step_time_ratio
 
     check_out_file(out, "--out", ".json")
     steps_out = out.with_suffix(".steps.parquet")
@@ -157,8 +154,26 @@ def profile(name, out, quick, repeats, runs, **engine):
 
     # (tqdm's bar on a terminal, else a line about every 10 s: the probes run for minutes)
     measured = measure_probe_runs(engine, quick, repeats, runs, progress=True, on_run=done)
-    first = measured[0]
     steps = measured[0].steps if runs == 1 else pooled_steps(measured)
+    # the measurement first: a fit or a fitted profile refused (save_profile's checks of the file it would write)
+    # lost the steps the probes had measured, minutes of an engine's time
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_parquet(steps_out, steps)
+    try:
+        _fit_and_save(steps, measured, name, out)
+    except UserError as exc:
+        raise UserError(f"{exc}; the {steps.height:,} measured steps are kept in {shown_path(steps_out)}") from None
+
+
+def _fit_and_save(steps, measured, name: str | None, out: Path) -> None:
+    """``profile``'s fit of the probes' ``steps`` (pooled from the ``measured`` runs), written to ``out`` as a profile
+    named ``name`` (None: ``<device>-<model>``), and its lines; a :class:`UserError` where the fit or the file it
+    would write is refused."""
+    from ltrsched.sim.profiles.io import save_profile
+    from ltrsched.validation.profiling import fit_steps, fitted_profile
+    from ltrsched.validation.step_time_ratio import step_time_ratio
+
+    first, runs = measured[0], len(measured)
     try:
         fit = fit_steps(steps, overhead_from_log=not first.emulated)
     except ValueError as exc:
@@ -182,9 +197,7 @@ def profile(name, out, quick, repeats, runs, **engine):
     if runs > 1:  # each start's speed against the pooled fit: how far one start's profile would have been off
         prof.provenance["runs"] = [{"host": run.host, "steps": run.steps.height, "speed_vs_fit": speed}
                                    for run, speed in zip(measured, speeds)]
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_profile(prof, out)
-    atomic.write_parquet(steps_out, steps)
     f = fit.summary()
     click.echo(f"wrote {shown_path(out)} ({fit.num_samples} steps fitted: median error {f['median_rel_error']:.1%}, "
                f"P90 {f['p90_rel_error']:.1%}; CPU overhead {fit.overhead_s_per_step * 1e3:.2f} ms/step)")

@@ -11,6 +11,9 @@ import errno
 import json
 import os
 import re
+import stat
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -284,6 +287,54 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
     return profile_from_dict(data, source=str(path))
 
 
+#: Profile files parsed in this process, by the file's identity ``(real path, size, mtime_ns, ctime_ns, inode,
+#: device)``, as :mod:`ltrsched.fingerprint` keys its digests: one command's checks and runs each loaded the file
+#: again (``simulate -p FILE`` parsed it 4 times, a 2-run sweep 8, a 2-run capacity search 9; a 60 MB profile takes
+#: seconds a parse). A file rewritten since (ctime changes on every write) gets a new identity and is read again.
+_PARSED: OrderedDict[tuple, StepTimeProfile] = OrderedDict()
+#: The most parsed profile files kept (the least recently used goes first): a sweep's profiles, a few at a time.
+MAX_PARSED_FILES = 16
+_PARSED_LOCK = threading.Lock()
+
+
+def _file_identity(path: Path) -> tuple | None:
+    """``path``'s identity (:data:`_PARSED`), or None for what is not a regular file or cannot be stat'ed (read
+    uncached: its error, or a device's bytes, are :func:`read_profile_file`'s)."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (real, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _read_profile_file_once(path: Path) -> StepTimeProfile:
+    """:func:`read_profile_file` of ``path``, parsed once per file version and process (:data:`_PARSED`); a file
+    changed while it was read is read again. The profile is immutable, so its users share it, as they share a
+    built-in's."""
+    ident = _file_identity(path)
+    while True:
+        if ident is None:
+            return read_profile_file(path)
+        with _PARSED_LOCK:
+            profile = _PARSED.get(ident)
+            if profile is not None:
+                _PARSED.move_to_end(ident)
+                return profile
+        profile = read_profile_file(path)
+        after = _file_identity(path)
+        if after == ident:
+            break
+        ident = after  # (written meanwhile: read the new version)
+    with _PARSED_LOCK:
+        _PARSED[ident] = profile
+        while len(_PARSED) > MAX_PARSED_FILES:
+            _PARSED.popitem(last=False)
+    return profile
+
+
 def save_profile(profile: StepTimeProfile, path: str | os.PathLike) -> Path:
     """Write ``profile`` as a profile JSON file, atomically and durably; :class:`UserError` on failure, and, before
     anything is written, for a profile whose file would not load (:func:`profile_from_dict`'s checks of the text
@@ -323,7 +374,8 @@ def profile_file(name_or_path: str | os.PathLike) -> Path | None:
 
 
 def load_profile(name_or_path: str | os.PathLike | StepTimeProfile) -> StepTimeProfile:
-    """A built-in profile by name, or a profile JSON file by path; anything else raises UserError."""
+    """A built-in profile by name, or a profile JSON file by path (parsed once per version of the file and process:
+    one that changes is read again); anything else raises UserError."""
     if isinstance(name_or_path, StepTimeProfile):
         return name_or_path
     text = os.fspath(name_or_path)
@@ -335,7 +387,7 @@ def load_profile(name_or_path: str | os.PathLike | StepTimeProfile) -> StepTimeP
                         " or a profile JSON file")
     path = Path(text)
     if path.exists() or text.endswith(".json") or os.sep in text or (os.altsep and os.altsep in text):
-        return read_profile_file(path)
+        return _read_profile_file_once(path)
     raise UserError(f"unknown profile {text!r}; built-in profiles: {', '.join(sorted(builtins))} "
                     f"(or give a path to a profile JSON file)")
 
