@@ -908,10 +908,11 @@ def specs_at(template: RunSpec, rate: float, seeds: Sequence[int]) -> list[RunSp
 
 def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Sequence[int], out: str | Path,
                     backend, start_rate: float = 4.0, tolerance: float = 0.05, max_rate: float = 1024.0,
-                    bar=None) -> tuple[list[Search], RunStats]:
+                    bar=None, prepare=None) -> tuple[list[Search], RunStats]:
     """Run one :class:`Search` per template to the end; returns them and what the runner did over all
     rounds. ``backend``: an open :class:`~ltrsched.experiments.runner.Backend`; ``bar``: a progress bar
-    (:func:`ltrsched.progress.progress_bar`'s), each round's runs added to its total."""
+    (:func:`ltrsched.progress.progress_bar`'s), each round's runs added to its total; ``prepare``: called with each
+    round's runs still to compute (:func:`~ltrsched.experiments.runner.run_all`'s, e.g. loading a predictor)."""
     from ltrsched.experiments.runner import load_requests, load_summary, run_all, run_hashes
 
     seeds, start_rate, tolerance, max_rate = search_arguments(templates, slos, seeds, start_rate, tolerance, max_rate)
@@ -931,7 +932,8 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
         batch = {id(s): specs_at(s.template, rate, seeds) for s, rate in open_}
         specs = [spec for specs in batch.values() for spec in specs]
         round_hashes = run_hashes(specs)  # (each run's once: run_all and the points read it)
-        stats = run_all(specs, out, backend=backend, bar=bar, progress=False, thrash_ok=True, hashes=round_hashes)
+        stats = run_all(specs, out, backend=backend, bar=bar, progress=False, thrash_ok=True, hashes=round_hashes,
+                        prepare=prepare)
         tally.merge(stats)
         points = {}
         for s, rate in open_:

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -142,6 +143,20 @@ def _prepare_predictors(specs) -> None:
         for sc in sorted(s for s in scorings if s.startswith("trained-class")):
             _, _, bucket = sc.partition("bucket=")
             sharegpt_predictor("class", int(bucket) if bucket else 820)
+
+
+def _once_per_scoring(prepare: Callable[[list], None]) -> Callable[[list], None]:
+    """``prepare`` (:func:`_prepare_predictors`) called for the runs of a scoring it was not called for yet: a
+    capacity search's rounds each compute runs, and a predictor is loaded once, in the first round that needs it."""
+    seen: set[str] = set()
+
+    def call(specs: list) -> None:
+        new = [s for s in specs if s.scoring not in seen]
+        if new:
+            seen.update(s.scoring for s in new)
+            prepare(new)
+
+    return call
 
 
 #: Sweep keys holding a list, and the type of its items.
@@ -882,11 +897,11 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     t0 = time.perf_counter()
     with SignalStops(), open_backend(backend, jobs, address) as runner:  # (kill: "aborted", exit 143, as Ctrl-C's)
-        _prepare_predictors(templates)
         # (each round adds its runs to the total: tqdm's bar on a terminal, else a line about every 10 s)
         with progress_bar(0, "capacity", "runs", "done", unit="run") as bar:
             searches, stats = search_capacity(templates, slos, seeds, out, runner, start_rate=start_rate,
-                                              tolerance=tolerance, max_rate=max_rate, bar=bar)
+                                              tolerance=tolerance, max_rate=max_rate, bar=bar,
+                                              prepare=_once_per_scoring(_prepare_predictors))
     elapsed = time.perf_counter() - t0
     table = capacity_table(searches, len(seeds))
     slo_text = ", ".join(str(s) for s in slos)
