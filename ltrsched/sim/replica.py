@@ -34,6 +34,7 @@ from ltrsched.policies.order_check import check_order
 from ltrsched.policies.recompute import recompute
 from ltrsched.policies.step_shape import StepShape, decode_shape, few_chunks_shape, split_step_shape
 from ltrsched.errors import ArgumentTypeError, ArgumentValueError
+from ltrsched.sim.decode_run import MAX_RUN_SEQS, runs_allowed, take_decode_run
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.live_set import MIN_LIVE_TO_SORT, drop_positions
 from ltrsched.sim.process_failure import guarded
@@ -51,6 +52,7 @@ _NONE = np.zeros(0, dtype=np.intp)  # no positions
 # 0-d array operands: numpy converts a Python scalar operand on every call (~0.25 us of a ~0.6 us operation on
 # a few hundred values); an array operand of the same value and dtype gives the same result without that
 _ONE = np.array(1, dtype=np.int64)
+_INF = float("inf")
 
 
 #: The step trace's columns of seconds (float64); its others are counts of tokens, sequences or blocks (int64).
@@ -342,6 +344,10 @@ class Replica:
         prev_end = now  # when the last step ended [s]
         prev_all_sampled = False  # every member of the last step's batch sampled a token at prev_end
         stalled = 0  # consecutive steps with an empty batch
+        # decode runs (ltrsched.sim.decode_run): many decode-only steps at once while every live request is the
+        # batch; tried where the live requests are few enough to be one batch and no request was admitted
+        run_seqs = (min(limits.max_num_seqs, limits.max_num_batched_tokens, MAX_RUN_SEQS,
+                        limits.max_resident_seqs or MAX_RUN_SEQS) if runs_allowed(policy, self.step_time) else 0)
 
         while routed or ((next_arrival < n or len(live)) and now < self.stop_time):
             if routed:  # copy what the router sent meanwhile into the table; a new table needs new locals
@@ -373,6 +379,17 @@ class Replica:
                     yield env.timeout(now - env.now)
                     routed = has_inbox and inbox.count != inbox.filled
                 continue
+
+            if len(live) <= run_seqs and not admitted:
+                # (no step of the run ends at or after the next event, arrival or the stop time)
+                bound = min(peek(), arrivals[next_arrival] if next_arrival < n else _INF, self.stop_time)
+                run = take_decode_run(self, live, now, bound)
+                if run is not None:  # its steps ran: the last one's batch was every live request
+                    now = prev_end = run.now
+                    prev_batch = live
+                    prev_all_sampled = True
+                    stalled = 0
+                    continue
 
             # -- rank and form the batch (form_batch gets global request indices and arrays)
             view = LiveView(columns, live, now, self.steps, arrival_ordered)
