@@ -47,7 +47,7 @@ def _run(wl: Workload, spec: str, config: SimConfig, replicas: int, enabled: boo
 
     def counting(*args):
         run = real(*args)
-        if run is not None:
+        if run.steps:
             taken.append(run.steps)
         return run
 
@@ -158,3 +158,44 @@ def test_run_starts_with_a_paused_member(monkeypatch):
     wl = Workload(pl.DataFrame({"request_id": [0, 1, 2], "prompt_tokens": [16, 16, 16],
                                 "output_tokens": [1500, 1500, 100], "arrival_time": [0.0, 0.0, 5.0]}), "paused")
     _assert_same(wl, "srtf", SimConfig(max_num_seqs=2, record_steps=True), monkeypatch)
+
+
+def test_run_cut_by_an_arrival(monkeypatch):
+    """A lone decode's run ends before a request arrives mid-decode (admitted at the same step as step by step)."""
+    wl = Workload(pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [16, 900], "output_tokens": [2_000, 60],
+                                "arrival_time": [0.0, 5.0]}), "arrival")
+    _assert_same(wl, "fcfs", SimConfig(record_steps=True), monkeypatch)
+
+
+@pytest.mark.parametrize("watermark", [None, 0.05])
+def test_vllm_v1_semantics(watermark, monkeypatch):
+    """vLLM V1's rules (residents first, the resident-slot cap, the watermark kept only beside residents) on a cache
+    the decodes fill: the same results with runs."""
+    wl = _workload(5, (200, 600), (300, 900), 2.0, 5)
+    config = SimConfig(semantics="vllm-v1", num_gpu_blocks=150, watermark=watermark, max_num_seqs=3,
+                       record_steps=True)
+    _assert_same(wl, "fcfs", config, monkeypatch)
+
+
+@pytest.mark.parametrize("spec,preemption", [("fcfs", "swap"), ("srtf", "recompute"), ("ltr", "swap"),
+                                             ("po", "recompute")])
+def test_runs_beside_requests_waiting_for_kv(spec, preemption, monkeypatch):
+    """A cache that holds two or three of the prompts: the others wait (or wait swapped out) while the batch decodes,
+    and a run leaves them out as form_batch does at each step (PO only runs once nobody waits)."""
+    wl = _workload(6, (1_000, 4_000), (300, 1_200), 1.0, 6)
+    config = SimConfig(num_gpu_blocks=500, preemption=preemption, record_steps=True)
+    off = _run(wl, spec, config, 1, False, monkeypatch)[0]
+    assert (off.steps["num_live"] > off.steps["num_seqs"]).any()  # (requests waited beside a decode-only batch)
+    _assert_same(wl, spec, config, monkeypatch)
+
+
+def test_po_takes_no_run_beside_a_waiting_request(monkeypatch):
+    """PO's estimate phase: A decodes while B (a short estimate) waits for KV; once A leaves the phase, B, still in
+    it, ranks first and takes the step (A is evicted). A run over A's decodes beside B would have kept A running past
+    that step; runs come once A runs alone again."""
+    wl = Workload(pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [2_000, 2_000], "output_tokens": [200, 100],
+                                "arrival_time": [0.0, 0.001], "po_estimate": [5_000.0, 10.0]}), "po-phase")
+    config = SimConfig(num_gpu_blocks=140, preemption="recompute", record_steps=True)
+    off = _run(wl, "po", config, 1, False, monkeypatch)[0]
+    assert (off.steps["num_live"] > off.steps["num_seqs"]).any()
+    _assert_same(wl, "po", config, monkeypatch)

@@ -36,7 +36,7 @@ from ltrsched.policies.order_check import check_order
 from ltrsched.policies.recompute import recompute
 from ltrsched.policies.step_shape import StepShape, decode_shape, few_chunks_shape, split_step_shape
 from ltrsched.errors import ArgumentTypeError, ArgumentValueError
-from ltrsched.sim.decode_run import MAX_RUN_SEQS, runs_allowed, take_decode_run
+from ltrsched.sim.decode_run import MAX_RUN_SEQS, others_may_wait, runs_allowed, take_decode_run
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.live_set import MIN_LIVE_TO_SORT, drop_positions
 from ltrsched.sim.process_failure import guarded
@@ -346,10 +346,12 @@ class Replica:
         prev_end = now  # when the last step ended [s]
         prev_all_sampled = False  # every member of the last step's batch sampled a token at prev_end
         stalled = 0  # consecutive steps with an empty batch
-        # decode runs (ltrsched.sim.decode_run): many decode-only steps at once while every live request is the
-        # batch; tried where the live requests are few enough to be one batch and no request was admitted
-        run_seqs = (min(limits.max_num_seqs, limits.max_num_batched_tokens, MAX_RUN_SEQS,
-                        limits.max_resident_seqs or MAX_RUN_SEQS) if runs_allowed(policy, self.step_time) else 0)
+        # decode runs (ltrsched.sim.decode_run): a decode-only batch's steps at once while nothing can change it;
+        # tried on a batch of at most run_seqs members (0: never), not again while a finish is due too soon in the
+        # live set no_run_live (a finish or an admission gives a new one)
+        run_seqs = MAX_RUN_SEQS if runs_allowed(policy, self.step_time) else 0
+        others_wait = others_may_wait(policy, limits)
+        no_run_live = None
 
         while routed or ((next_arrival < n or len(live)) and now < self.stop_time):
             if routed:  # copy what the router sent meanwhile into the table; a new table needs new locals
@@ -382,21 +384,22 @@ class Replica:
                     routed = has_inbox and inbox.count != inbox.filled
                 continue
 
-            if len(live) <= run_seqs and not admitted:
-                # (no step of the run ends at or after the next event, arrival or the stop time)
-                bound = min(peek(), arrivals[next_arrival] if next_arrival < n else _INF, self.stop_time)
-                run = take_decode_run(self, live, now, bound)
-                if run is not None:  # its steps ran: the last one's batch was every live request
-                    now = prev_end = run.now
-                    prev_batch = live
-                    prev_all_sampled = True
-                    stalled = 0
-                    continue
-
             # -- rank and form the batch (form_batch gets global request indices and arrays)
             view = LiveView(columns, live, now, self.steps, arrival_ordered)
             order = check_order(policy.rank(view), view, policy)  # a permutation of the live positions
             plan = form_batch(order, pending, computed, resident, limits, self.blocks_in_use, live)
+            if len(plan.batch) <= run_seqs and live is not no_run_live and plan.ranks is None and not len(plan.evict):
+                # (no step of the run ends at or after the next event, arrival or the stop time)
+                bound = min(peek(), arrivals[next_arrival] if next_arrival < n else _INF, self.stop_time)
+                run = take_decode_run(self, live, plan.batch, now, bound, others_wait)
+                if not run.steps:
+                    no_run_live = None if run.retry else live
+                else:  # this step and the next ones ran: the last one's batch was this one, every member sampled
+                    now = prev_end = run.now
+                    prev_batch = plan.batch
+                    prev_all_sampled = True
+                    stalled = 0
+                    continue
 
             # -- the batch. A lone decoding member (a burst's last requests run alone for thousands of
             # steps) takes scalar arithmetic: numpy calls cost ~10x more for one element.
