@@ -10,8 +10,8 @@ Speed: a step costs a few dozen numpy calls on arrays of at most ``max_num_seqs`
 overhead dominates and the loop is written to make few calls: O(batch) bookkeeping only, a fast path for
 decode-only steps, scalar arithmetic for a lone decoding request (a burst's last requests run alone for
 thousands of steps), no SimPy event for a step while no other event is due before it ends, and decode runs
-(:mod:`ltrsched.sim.decode_run`): while every live request is the batch and decodes, its steps up to the next
-finish, arrival or event are taken in one pass. Every path does the same arithmetic in the same order, so results
+(:mod:`ltrsched.sim.decode_run`): while a decode-only batch cannot change, its steps up to the next finish,
+arrival or event are taken in one pass. Every path does the same arithmetic in the same order, so results
 do not depend on which one a step takes.
 """
 
