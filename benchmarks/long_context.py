@@ -96,7 +96,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=6, help="requests in the workload (default 6)")
     ap.add_argument("--gap", type=float, default=60.0, help="mean gap between arrivals [s] (0: a burst; default 60)")
     ap.add_argument("--seed", type=int, default=0, help="the workload's seed (default 0)")
-    ap.add_argument("--num-gpu-blocks", type=int, default=65_536, help="KV blocks of 16 tokens (default 65,536; 0: the profile's own)")
+    ap.add_argument("--num-gpu-blocks", type=int, default=65_536,
+                    help="KV blocks of 16 tokens (default 65,536; 0: the profile's own)")
     ap.add_argument("--policies", default="fcfs", help="comma-separated policy specs without commas of their own")
     ap.add_argument("--repeat", type=int, default=1, help="runs per policy; the best CPU time is shown")
     ap.add_argument("--profile", type=int, default=0, metavar="K", help="also profile each run: top K functions")
@@ -106,8 +107,8 @@ def main() -> None:
         ap.error("need a policy, --requests >= 1, --repeat >= 1, --profile >= 0, --gap >= 0 and --num-gpu-blocks >= 0")
     wl = long_context(args.requests, args.gap, args.seed)
     cfg = config(args.num_gpu_blocks)
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}, numpy {np.__version__}, "
-          f"pinned to CPUs {sorted(os.sched_getaffinity(0))}, load average {load()} (1/5/15 min)")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+          f"numpy {np.__version__}, pinned to CPUs {sorted(os.sched_getaffinity(0))}, load average {load()} (1/5/15 min)")
     print(f"workload: {args.requests} requests, seed {args.seed}, gap {args.gap:g} s, "
           f"{int(wl.df['prompt_tokens'].sum()):,} prompt and {int(wl.df['output_tokens'].sum()):,} output tokens")
     print(f"{'policy':<12}{'steps':>9}{'CPU [s]':>10}{'wall [s]':>10}{'us/step':>10}{'makespan [s]':>14}")

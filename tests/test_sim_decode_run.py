@@ -81,7 +81,8 @@ def _same_frame(a: pl.DataFrame, b: pl.DataFrame, what: str) -> None:
 
 
 def _assert_same(wl: Workload, spec: str, config: SimConfig, monkeypatch, replicas: int = 1,
-                 runs_expected: bool = True) -> None:
+                 runs_expected: bool = True):
+    """Simulate with runs off and on; assert the results equal. Returns the run without."""
     off, none_taken, off_table = _run(wl, spec, config, replicas, False, monkeypatch)
     on, taken, on_table = _run(wl, spec, config, replicas, True, monkeypatch)
     for name, values in off_table.items():
@@ -99,6 +100,7 @@ def _assert_same(wl: Workload, spec: str, config: SimConfig, monkeypatch, replic
             continue
         other = on.summary[key]
         assert value == other or (value != value and other != other), f"summary {key}: {value!r} != {other!r}"
+    return off
 
 
 LONG = _workload(5, (1_000, 4_000), (300, 1_200), 4.0, 1)  # 1-3 live, arrivals cut runs
@@ -125,9 +127,8 @@ def test_runs_end_at_a_full_cache(preemption, monkeypatch):
     """A cache that the burst's decodes fill: runs end at the block boundary where form_batch would preempt."""
     wl = _workload(4, (200, 300), (400, 700), 0.0, 3)
     config = SimConfig(num_gpu_blocks=120, block_size=16, preemption=preemption, record_steps=True)
-    off = _run(wl, "fcfs", config, 1, False, monkeypatch)[0]
+    off = _assert_same(wl, "fcfs", config, monkeypatch)
     assert off.summary["num_preemptions"] > 0  # (the case reaches the boundary)
-    _assert_same(wl, "fcfs", config, monkeypatch)
 
 
 def test_runs_end_at_stop_time(monkeypatch):
@@ -182,11 +183,11 @@ def test_vllm_v1_semantics(watermark, monkeypatch):
 def test_runs_beside_requests_waiting_for_kv(spec, preemption, monkeypatch):
     """A cache that holds two or three of the prompts: the others wait (or wait swapped out) while the batch decodes,
     and a run leaves them out as form_batch does at each step (PO only runs once nobody waits)."""
-    wl = _workload(6, (1_000, 4_000), (300, 1_200), 1.0, 6)
-    config = SimConfig(num_gpu_blocks=500, preemption=preemption, record_steps=True)
-    off = _run(wl, spec, config, 1, False, monkeypatch)[0]
-    assert (off.steps["num_live"] > off.steps["num_seqs"]).any()  # (requests waited beside a decode-only batch)
-    _assert_same(wl, spec, config, monkeypatch)
+    wl = _workload(5, (800, 2_500), (200, 700), 1.0, 6)
+    config = SimConfig(num_gpu_blocks=300, preemption=preemption, record_steps=True)
+    off = _assert_same(wl, spec, config, monkeypatch)
+    steps = off.steps.filter(pl.col("num_prefill_tokens") == 0)
+    assert (steps["num_live"] > steps["num_seqs"]).any()  # (requests waited beside a decode-only batch)
 
 
 def test_po_takes_no_run_beside_a_waiting_request(monkeypatch):
@@ -196,6 +197,5 @@ def test_po_takes_no_run_beside_a_waiting_request(monkeypatch):
     wl = Workload(pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [2_000, 2_000], "output_tokens": [200, 100],
                                 "arrival_time": [0.0, 0.001], "po_estimate": [5_000.0, 10.0]}), "po-phase")
     config = SimConfig(num_gpu_blocks=140, preemption="recompute", record_steps=True)
-    off = _run(wl, "po", config, 1, False, monkeypatch)[0]
+    off = _assert_same(wl, "po", config, monkeypatch)
     assert (off.steps["num_live"] > off.steps["num_seqs"]).any()
-    _assert_same(wl, "po", config, monkeypatch)

@@ -222,7 +222,8 @@ def _record_run(rep: "Replica", members: np.ndarray, num_live: int, starts: np.n
     m, k = len(starts), len(members)
     tr.start.extend(starts.tolist())
     tr.duration.extend(durations.tolist())
-    for column, value in ((tr.num_seqs, k), (tr.num_prefill_tokens, 0), (tr.num_decode_seqs, k), (tr.num_live, num_live),
+    for column, value in ((tr.num_seqs, k), (tr.num_prefill_tokens, 0), (tr.num_decode_seqs, k),
+                          (tr.num_live, num_live),
                           (tr.host_blocks_in_use, rep.host_blocks_in_use), (tr.num_evicted, 0), (tr.swap_blocks, 0),
                           (tr.num_batched_tokens, k), (tr.num_finished, 0)):
         column.extend([value] * m)
