@@ -9,8 +9,10 @@ token (the last prefill chunk yields the first token, as in vLLM).
 Speed: a step costs a few dozen numpy calls on arrays of at most ``max_num_seqs`` entries, so the per-call
 overhead dominates and the loop is written to make few calls: O(batch) bookkeeping only, a fast path for
 decode-only steps, scalar arithmetic for a lone decoding request (a burst's last requests run alone for
-thousands of steps), and no SimPy event for a step while no other event is due before it ends. Every
-path does the same arithmetic in the same order, so results do not depend on which one a step takes.
+thousands of steps), no SimPy event for a step while no other event is due before it ends, and decode runs
+(:mod:`ltrsched.sim.decode_run`): while a decode-only batch cannot change, its steps up to the next finish,
+arrival or event are taken in one pass. Every path does the same arithmetic in the same order, so results
+do not depend on which one a step takes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ltrsched.policies.order_check import check_order
 from ltrsched.policies.recompute import recompute
 from ltrsched.policies.step_shape import StepShape, decode_shape, few_chunks_shape, split_step_shape
 from ltrsched.errors import ArgumentTypeError, ArgumentValueError
+from ltrsched.sim.decode_run import MAX_RUN_SEQS, others_may_wait, runs_allowed, take_decode_run
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.live_set import MIN_LIVE_TO_SORT, drop_positions
 from ltrsched.sim.process_failure import guarded
@@ -51,6 +54,7 @@ _NONE = np.zeros(0, dtype=np.intp)  # no positions
 # 0-d array operands: numpy converts a Python scalar operand on every call (~0.25 us of a ~0.6 us operation on
 # a few hundred values); an array operand of the same value and dtype gives the same result without that
 _ONE = np.array(1, dtype=np.int64)
+_INF = float("inf")
 
 
 #: The step trace's columns of seconds (float64); its others are counts of tokens, sequences or blocks (int64).
@@ -342,6 +346,12 @@ class Replica:
         prev_end = now  # when the last step ended [s]
         prev_all_sampled = False  # every member of the last step's batch sampled a token at prev_end
         stalled = 0  # consecutive steps with an empty batch
+        # decode runs (ltrsched.sim.decode_run): a decode-only batch's steps at once while nothing can change it;
+        # tried on a batch of at most run_seqs members (0: never), not again while a finish is due too soon in the
+        # live set no_run_live (a finish or an admission gives a new one)
+        run_seqs = MAX_RUN_SEQS if runs_allowed(policy, self.step_time) else 0
+        others_wait = others_may_wait(policy, limits)
+        no_run_live = None
 
         while routed or ((next_arrival < n or len(live)) and now < self.stop_time):
             if routed:  # copy what the router sent meanwhile into the table; a new table needs new locals
@@ -378,6 +388,18 @@ class Replica:
             view = LiveView(columns, live, now, self.steps, arrival_ordered)
             order = check_order(policy.rank(view), view, policy)  # a permutation of the live positions
             plan = form_batch(order, pending, computed, resident, limits, self.blocks_in_use, live)
+            if len(plan.batch) <= run_seqs and live is not no_run_live and plan.ranks is None and not len(plan.evict):
+                # (no step of the run ends at or after the next event, arrival or the stop time)
+                bound = min(peek(), arrivals[next_arrival] if next_arrival < n else _INF, self.stop_time)
+                run = take_decode_run(self, live, plan.batch, now, bound, others_wait)
+                if not run.steps:
+                    no_run_live = None if run.retry else live
+                else:  # this step and the next ones ran: the last one's batch was this one, every member sampled
+                    now = prev_end = run.now
+                    prev_batch = plan.batch
+                    prev_all_sampled = True
+                    stalled = 0
+                    continue
 
             # -- the batch. A lone decoding member (a burst's last requests run alone for thousands of
             # steps) takes scalar arithmetic: numpy calls cost ~10x more for one element.
