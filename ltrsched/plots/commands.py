@@ -67,8 +67,8 @@ def trace(run, out, start, end):
     """
     from ltrsched.outputs import check_inputs_kept, check_out_file
     from ltrsched.plots.cdf import check_named
-    from ltrsched.plots.chrome_trace import check_trace_out, write_chrome_trace
-    from ltrsched.results import RunResult
+    from ltrsched.plots.chrome_trace import check_trace_out, steps_file_columns, write_trace_of_file
+    from ltrsched.results import read_run_meta
 
     check_named(out, "--out", (".json",), "trace")
     check_out_file(out, "--out", ".json")
@@ -82,16 +82,19 @@ def trace(run, out, start, end):
             "" if inner is None else f"; it holds runs: give one's directory, e.g. {inner}" if traceable else
             f"; it holds runs (e.g. {inner}), none with a simulated step trace: simulate one with --record-steps "
             "--out DIR and give DIR"))
-    result = RunResult.load(run)
-    if result.steps is None:  # (validate's simulated runs, sweeps' and reproduce's record none either)
+    # (the run's meta only: its steps are read a batch at a time as the trace is written, its requests not at all;
+    # a pipe in a run file's place is refused: `plot trace` waited on one for good)
+    meta = read_run_meta(run)
+    steps = run / "steps.parquet"
+    if not steps.exists():  # (validate's simulated runs, sweeps' and reproduce's record none either)
         raise UserError(f"{run}: the run has no steps.parquet; simulate it with --record-steps --out DIR "
                         "(simulate's option) and give DIR")
-    if ENGINE_LOG_COLUMNS <= set(result.steps.columns):  # replay's (or validate's engine run's) steps.parquet:
+    if ENGINE_LOG_COLUMNS <= set(steps_file_columns(steps)):  # replay's (or validate's engine run's) steps.parquet:
         # "record it with simulate --record-steps" said the run lacked an option it has not, nor needs
         raise UserError(f"{run}: its steps.parquet is a real engine's step log (a replay or validate engine run), "
                         "not a simulated step trace, which plot trace draws; simulate the same workload and policy "
                         "with --record-steps --out DIR and give DIR (plot cdf compares the two runs)")
-    write_chrome_trace(result, out, start, end, "--out")
+    write_trace_of_file(steps, meta, out, start, end, "--out")
     click.echo(f"wrote {shown_path(out)} (open in https://ui.perfetto.dev)")
 
 
