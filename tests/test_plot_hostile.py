@@ -332,3 +332,17 @@ def test_a_long_title_with_a_control_character_is_shown_cut_in_one_short_line(ca
     assert_one_line_error(r, "error: --title 'load load load load load load load load...xxxxxxxxx\\u202e end' "
                              f"({len(title):,} characters): '\\x1b' (character 1,501) is a control character")
     assert len(r.stderr.strip()) < 300 and "\u202e" not in r.stderr and not (tmp_path / "c.png").exists()
+
+
+def test_runs_in_directories_named_with_bytes_that_are_no_utf8(capsys, tmp_path, one_run, traced_run):
+    """A run directory whose name holds a byte that is no UTF-8 (b'\\xff', read as '\\udcff'): polars took the path
+    for no path, a TypeError traceback from plot cdf and plot trace. Both read it, the trace byte for byte that of the
+    run under a UTF-8 name."""
+    shutil.copytree(one_run, tmp_path / "run\udcff")
+    r = run_cli_fast(capsys, "plot", "cdf", tmp_path / "run\udcff", "-o", tmp_path / "cdf.png")
+    assert r.returncode == 0 and r.stderr == "", r.stderr[-2000:]
+    shutil.copytree(traced_run, tmp_path / "traced\udcfe")
+    for run, out in ((traced_run, "a.json"), (tmp_path / "traced\udcfe", "b.json")):
+        r = run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / out, "--end", "2.5")
+        assert r.returncode == 0 and r.stderr == "", r.stderr[-2000:]
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()

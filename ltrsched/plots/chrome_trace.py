@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,7 +26,7 @@ import polars as pl
 
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
-from ltrsched.plots.runs import MAX_PLOTTED_S
+from ltrsched.plots.runs import MAX_PLOTTED_S, polars_source
 
 US = 1e6  # microseconds per second
 
@@ -198,25 +198,33 @@ def trace_file_chunks(path: str | Path, meta: dict[str, Any] | None = None, star
     order of replica, then start (not one a simulator wrote) is read whole and sorted, as :func:`trace_chunks`
     does. A file that cannot be read is a :class:`UserError` naming it, when checked or while its events are made."""
     path = Path(path)
-    with _reading(path):
-        schema = pl.read_parquet_schema(path)
-        _check_required(schema)
-        columns = [*REQUIRED, *(["replica"] if "replica" in schema else [])]
-        steps = pl.scan_parquet(path).select(columns)
-        total = steps.select(pl.len()).collect().item()
-        _check_lazy_numbers(steps, schema, total)
-        other = _other_data(meta)
-        if "replica" not in schema:
-            steps = steps.with_columns(replica=pl.lit(0, dtype=pl.Int64))
-        if not _in_order(steps, total):  # (another writer's order: sorted in memory)
-            return trace_chunks(pl.read_parquet(path, columns=columns), meta, start, end)
-        begins = pl.col("start")
-        kept, first, last = steps.select(_in_window(start, end).sum(), begins.min().alias("first"),
-                                         begins.max().alias("last")).collect(engine="streaming").row(0)
-        if not kept:
-            _refuse_empty_window(start, end, first, last)
-        _check_size(steps.filter(_in_window(start, end)), kept)
-    return _text_chunks(_file_events(path, steps, total, start, end), _rest(other, start, end, total))
+    opened = ExitStack()
+    try:
+        with _reading(path):
+            source = opened.enter_context(polars_source(path))
+            schema = pl.read_parquet_schema(source)
+            _check_required(schema)
+            columns = [*REQUIRED, *(["replica"] if "replica" in schema else [])]
+            steps = pl.scan_parquet(source).select(columns)
+            total = steps.select(pl.len()).collect().item()
+            _check_lazy_numbers(steps, schema, total)
+            other = _other_data(meta)
+            if "replica" not in schema:
+                steps = steps.with_columns(replica=pl.lit(0, dtype=pl.Int64))
+            if not _in_order(steps, total):  # (another writer's order: sorted in memory)
+                whole = steps.drop("replica") if "replica" not in schema else steps
+                return trace_chunks(whole.collect(), meta, start, end)
+            begins = pl.col("start")
+            kept, first, last = steps.select(_in_window(start, end).sum(), begins.min().alias("first"),
+                                             begins.max().alias("last")).collect(engine="streaming").row(0)
+            if not kept:
+                _refuse_empty_window(start, end, first, last)
+            _check_size(steps.filter(_in_window(start, end)), kept)
+    except BaseException:
+        opened.close()
+        raise
+    events = _file_events(path, steps, total, start, end, opened)
+    return _text_chunks(events, _rest(other, start, end, total))
 
 
 def _in_order(steps: pl.LazyFrame, total: int) -> bool:
@@ -236,8 +244,8 @@ def _in_order(steps: pl.LazyFrame, total: int) -> bool:
 
 def steps_file_columns(path: str | Path) -> list[str]:
     """The column names of a ``steps.parquet`` (its schema alone is read); a :class:`UserError` if it cannot be read."""
-    with _reading(Path(path)):
-        return list(pl.read_parquet_schema(path))
+    with _reading(Path(path)), polars_source(path) as source:
+        return list(pl.read_parquet_schema(source))
 
 
 @contextmanager
@@ -250,20 +258,21 @@ def _reading(path: Path) -> Iterator[None]:
         raise UserError(f"cannot read the run's step trace {path}: {reason}") from None
 
 
-def _file_events(path: Path, steps: pl.LazyFrame, total: int, start: float | None,
-                 end: float | None) -> Iterator[dict[str, Any]]:
+def _file_events(path: Path, steps: pl.LazyFrame, total: int, start: float | None, end: float | None,
+                 opened: ExitStack) -> Iterator[dict[str, Any]]:
     """:func:`_events` of the ``total`` steps of ``steps`` (a file's, in order of replica then start) starting in the
     window, made :data:`STEPS_PER_BATCH` steps of the file at a time (a slice of the file: polars reads its pages
     only; its batches of a stream read a row group, 262,144 steps, at once: 29 MB more): a step's number counts its
     replica's steps before it, its ``next_start`` is its replica's next step's start, in the batch or the next one."""
     window, done, named = _in_window(start, end), {}, set()
     held = None
-    for first in range(0, total + STEPS_PER_BATCH, STEPS_PER_BATCH):
-        with _reading(path):
-            batch = steps.slice(first, STEPS_PER_BATCH).collect() if first < total else None
-        if held is not None:
-            yield from _batch_events(held, batch, window, done, named)
-        held = batch
+    with opened:  # (the file, where it was opened to be read: polars_source)
+        for first in range(0, total + STEPS_PER_BATCH, STEPS_PER_BATCH):
+            with _reading(path):
+                batch = steps.slice(first, STEPS_PER_BATCH).collect() if first < total else None
+            if held is not None:
+                yield from _batch_events(held, batch, window, done, named)
+            held = batch
 
 
 def _batch_events(batch: pl.DataFrame, following: pl.DataFrame | None, window: pl.Expr, done: dict[int, int],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import polars as pl
 
@@ -116,14 +118,36 @@ def _check_metric_columns(requests: pl.DataFrame) -> None:
                              f"{MAX_PLOTTED_S:.0e}] (first: {bad[0]:g}), no latency")
 
 
+@contextmanager
+def polars_source(path: str | Path) -> Iterator[str | BinaryIO]:
+    """``path`` as polars can open it: its text where that is UTF-8; a name holding bytes that are no UTF-8 (read as
+    lone surrogates, '\\udcff') polars took for no path (a TypeError traceback, "Object does not have a .read()
+    method"): then the file, opened here, by its descriptor's path (``/proc/self/fd/N``, Linux), else the open file
+    itself (which polars reads whole). Raises OSError if that cannot be opened."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        yield text
+        return
+    with open(path, "rb") as fh:
+        by_fd = f"/proc/self/fd/{fh.fileno()}"
+        yield by_fd if os.path.exists(by_fd) else fh
+
+
 def read_plotted_columns(path: Path) -> pl.DataFrame:
     """The columns of a run's ``requests.parquet`` that a CDF reads (its metrics and ``finish_time``, where the file
     has them): the whole table of a 1,000,000-request run took 152 MB of memory (19 columns), these 32 MB, and a
     sweep's runs are all held until the figure is drawn."""
     from ltrsched.plots.cdf import CDF_METRICS
 
-    schema = pl.read_parquet_schema(path)
-    return pl.read_parquet(path, columns=[c for c in (*CDF_METRICS, "finish_time") if c in schema])
+    with polars_source(path) as source:
+        schema = pl.read_parquet_schema(source)
+        if not isinstance(source, str):
+            source.seek(0)
+        return pl.read_parquet(source, columns=[c for c in (*CDF_METRICS, "finish_time") if c in schema])
 
 
 def load_runs(paths: list[Path], notes: list[str] | None = None) -> list[SavedRun]:
