@@ -285,3 +285,25 @@ def test_a_full_disk_in_a_csv_write_is_an_os_error_with_its_errno(tmp_path, monk
         atomic.write_csv(target, _table(20_000))
     assert caught.value.errno == errno.ENOSPC and str(caught.value) == f"cannot write {target}: No space left on device"
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["r.csv"]
+
+
+def test_a_steps_file_removed_while_its_trace_is_written_is_one_line(capsys, tmp_path, monkeypatch):
+    """The steps file is read twice (checked, then traced): removed in between (the run deleted, or rerun into its
+    directory), the trace is one line naming the file, exit 2, and neither the trace nor its temp file is left."""
+    from cli_helpers import run_cli_fast
+    from test_cli_simulate import assert_one_line_error
+
+    from ltrsched.plots import chrome_trace
+
+    run = _saved(tmp_path, _steps().sort("replica", "start"))
+    check = chrome_trace._check_size
+
+    def check_then_remove(*args):
+        check(*args)
+        (run / "steps.parquet").unlink()
+
+    monkeypatch.setattr(chrome_trace, "_check_size", check_then_remove)
+    out = tmp_path / "out" / "t.json"
+    r = run_cli_fast(capsys, "plot", "trace", str(run), "-o", str(out))
+    assert_one_line_error(r, f"cannot read the run's step trace {run / 'steps.parquet'}: ")
+    assert not out.parent.exists() or not list(out.parent.iterdir())
