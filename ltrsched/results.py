@@ -115,6 +115,20 @@ class RunResult:
         return cls(requests, data["summary"], steps, data.get("meta", {}), data.get("replicas"))
 
 
+def read_run_meta(out_dir: str | Path) -> Any:
+    """The ``meta`` of the run :meth:`RunResult.save` wrote in ``out_dir`` (its ``summary.json``'s; ``{}`` if none),
+    for a command that reads none of its tables (``plot trace`` reads its steps.parquet a batch at a time); a missing or
+    damaged summary.json, or a run file that is a pipe or a device, raises :class:`UserError`, as :meth:`RunResult.load`
+    does."""
+    out = Path(out_dir)
+    for name in RUN_FILES:
+        check_not_special(out / name, f"the run's {name}")
+    try:
+        return read_summary_file(out / "summary.json").get("meta", {})
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the run in {out}: {str(exc).splitlines()[0]}") from None
+
+
 def read_summary_file(path: str | Path) -> dict[str, Any]:
     """The ``{"summary": {...}, "meta": {...}}`` of a ``summary.json``; raises ValueError if it is empty,
     not JSON or not that shape (a damaged file), OSError if it cannot be read. An undefined value is None

@@ -332,3 +332,36 @@ def test_a_long_title_with_a_control_character_is_shown_cut_in_one_short_line(ca
     assert_one_line_error(r, "error: --title 'load load load load load load load load...xxxxxxxxx\\u202e end' "
                              f"({len(title):,} characters): '\\x1b' (character 1,501) is a control character")
     assert len(r.stderr.strip()) < 300 and "\u202e" not in r.stderr and not (tmp_path / "c.png").exists()
+
+
+def test_runs_in_directories_named_with_bytes_that_are_no_utf8(capsys, tmp_path, one_run, traced_run):
+    """A run directory whose name holds a byte that is no UTF-8 (b'\\xff', read as '\\udcff'): polars took the path
+    for no path, a TypeError traceback from plot cdf and plot trace. Both read it, the trace byte for byte that of the
+    run under a UTF-8 name."""
+    shutil.copytree(one_run, tmp_path / "run\udcff")
+    r = run_cli_fast(capsys, "plot", "cdf", tmp_path / "run\udcff", "-o", tmp_path / "cdf.png")
+    assert r.returncode == 0 and r.stderr == "", r.stderr[-2000:]
+    shutil.copytree(traced_run, tmp_path / "traced\udcfe")
+    for run, out in ((traced_run, "a.json"), (tmp_path / "traced\udcfe", "b.json")):
+        r = run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / out, "--end", "2.5")
+        assert r.returncode == 0 and r.stderr == "", r.stderr[-2000:]
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+
+
+@pytest.mark.parametrize("vary, message", [
+    ("label", "81 runs would be 81 lines in a row of panels, more than the 80 whose styles tell them "
+              "apart; plot fewer runs at once"),
+    ("rate", "41 settings would make 41 rows of panels; plot fewer runs at once"),
+])
+def test_too_many_lines_or_rows_are_refused_before_any_table_is_read(capsys, tmp_path, one_run, vary, message):
+    """A sweep of 10,000 policies drew 10,000 lines in one row (188 s of CPU, 1 GB, a legend of 625 columns); one of
+    10,000 settings read every run's requests table before refusing (15.7 s of CPU, now 2.1-2.7; BENCHMARKS.md,
+    "Streamed writes"). Here the last run's requests.parquet is damaged: it is never read."""
+    count = 81 if vary == "label" else 41
+    for i in range(count):
+        copy_run(one_run, tmp_path / "sweep" / "runs" / f"r{i:03d}",
+                 **({"label": f"p{i}"} if vary == "label" else {"rate": float(i + 1)}), workload="test")
+    (tmp_path / "sweep" / "runs" / f"r{count - 1:03d}" / "requests.parquet").write_bytes(b"PAR1 damaged")
+    r = run_cli_fast(capsys, "plot", "cdf", tmp_path / "sweep", "-o", tmp_path / "cdf.png")
+    assert_one_line_error(r, message)
+    assert not (tmp_path / "cdf.png").exists()

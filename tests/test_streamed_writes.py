@@ -185,3 +185,125 @@ def test_ctrl_c_in_a_parquet_write_is_a_keyboard_interrupt(tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         atomic.write_parquet(tmp_path / "r.parquet", _table(20_000))
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------- plot trace of a saved run
+def _saved(tmp_path, steps: pl.DataFrame):
+    """A run directory holding ``steps`` as its steps.parquet (and a summary with :data:`_META`)."""
+    import json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    steps.write_parquet(run / "steps.parquet")
+    pl.DataFrame({"request_id": [0]}).write_parquet(run / "requests.parquet")
+    (run / "summary.json").write_text(json.dumps({"summary": {}, "meta": _META}))
+    return run
+
+
+@pytest.mark.parametrize("order", ["sorted", "as made"])
+@pytest.mark.parametrize("per_batch", [2_000, 7, 1])
+def test_a_trace_read_from_the_file_a_batch_at_a_time_has_the_same_bytes(capsys, tmp_path, monkeypatch, order,
+                                                                         per_batch):
+    """plot trace reads the run's steps.parquet a batch of steps at a time (batches of 1, 3, 7 steps: a replica's
+    steps and a step's next start across their boundaries); the file is byte for byte what the whole table gave, in a
+    simulator's order (replica, then start) or another (sorted in memory, as before)."""
+    from cli_helpers import run_cli_fast
+    from ltrsched.plots import chrome_trace
+
+    steps = _steps()
+    run = _saved(tmp_path, steps.sort("replica", "start", maintain_order=True) if order == "sorted" else steps)
+    monkeypatch.setattr(chrome_trace, "STEPS_PER_BATCH", per_batch)
+    for args, digest in (((), WHOLE_SHA256), (("--start", "2", "--end", "9.5"), WINDOW_SHA256)):
+        out = tmp_path / "t.json"
+        r = run_cli_fast(capsys, "plot", "trace", str(run), "-o", str(out), *args)
+        assert r.returncode == 0, r.stderr
+        assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
+
+
+def test_plot_trace_holds_a_batch_of_the_runs_steps_at_a_time(capsys, tmp_path, monkeypatch):
+    """Every table polars makes while plot trace writes the trace of a 20,000-step run, batches of 1,000 steps, holds
+    at most a batch's columns (checks: a column, or one value, at a time). It read the whole table, then sorted a copy:
+    for 250,000 steps the process's peak RSS was 169 MB, now 100 MB, about that of its imports (BENCHMARKS.md,
+    "Streamed writes")."""
+    from cli_helpers import run_cli_fast
+    from ltrsched.plots import chrome_trace
+
+    n = 20_000
+    steps = pl.DataFrame({c: np.arange(n, dtype=np.float64 if c in ("start", "duration") else np.int64)
+                          for c in chrome_trace.REQUIRED}).with_columns(duration=pl.lit(0.5))
+    run = _saved(tmp_path, steps)
+    monkeypatch.setattr(chrome_trace, "STEPS_PER_BATCH", 1_000)
+    sizes = []
+
+    def counted(collect):
+        def collected(self, *args, **kwargs):
+            df = collect(self, *args, **kwargs)
+            sizes.append(df.height * df.width)
+            return df
+        return collected
+
+    for name in ("collect", "_collect_eager"):  # (a query's; a DataFrame's method's, pl.read_parquet's)
+        monkeypatch.setattr(pl.LazyFrame, name, counted(getattr(pl.LazyFrame, name)))
+    r = run_cli_fast(capsys, "plot", "trace", str(run), "-o", str(tmp_path / "t.json"), "--start", "19990")
+    assert r.returncode == 0, r.stderr
+    assert sizes and max(sizes) <= 1_000 * (len(chrome_trace.REQUIRED) + 3), max(sizes)
+
+
+@pytest.mark.parametrize("damage", ["cut short", "empty"])
+def test_a_damaged_steps_file_is_one_line(capsys, tmp_path, damage):
+    from cli_helpers import run_cli_fast
+    from test_cli_simulate import assert_one_line_error
+
+    run = _saved(tmp_path, _steps())
+    path = run / "steps.parquet"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2] if damage == "cut short" else b"")
+    r = run_cli_fast(capsys, "plot", "trace", str(run), "-o", str(tmp_path / "t.json"))
+    assert_one_line_error(r, f"cannot read the run's step trace {path}: parquet: File out of specification")
+
+
+# --------------------------------------------------------------------------------------------------- write_csv
+def test_a_csv_file_has_polars_own_text_in_utf8(tmp_path):
+    df = _table(5_000).with_columns(name=pl.lit("π \"ü\", x"), none=pl.lit(None, dtype=pl.Float64))
+    atomic.write_csv(tmp_path / "r.csv", df)
+    assert (tmp_path / "r.csv").read_bytes() == df.write_csv().encode("utf-8")
+
+
+def test_writing_a_csv_file_holds_a_small_part_of_it(tmp_path):
+    """A 12.6 MB CSV of 8 columns: Python holds under half its size at once (polars hands it over a batch of rows at a
+    time: 0.25 measured); its text, then its bytes, held 2.0 times it."""
+    df, path = _table(), tmp_path / "r.csv"
+    peak = _peak_bytes(lambda: atomic.write_csv(path, df))
+    size = path.stat().st_size
+    assert size > 8_000_000 and peak < 0.5 * size, (peak, size)
+
+
+def test_a_full_disk_in_a_csv_write_is_an_os_error_with_its_errno(tmp_path, monkeypatch):
+    target = tmp_path / "r.csv"
+    target.write_bytes(b"old")
+    monkeypatch.setattr(atomic, "os", _FailsAfter(100_000, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+    with pytest.raises(WriteFailedError) as caught:
+        atomic.write_csv(target, _table(20_000))
+    assert caught.value.errno == errno.ENOSPC and str(caught.value) == f"cannot write {target}: No space left on device"
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["r.csv"]
+
+
+def test_a_steps_file_removed_while_its_trace_is_written_is_one_line(capsys, tmp_path, monkeypatch):
+    """The steps file is read twice (checked, then traced): removed in between (the run deleted, or rerun into its
+    directory), the trace is one line naming the file, exit 2, and neither the trace nor its temp file is left."""
+    from cli_helpers import run_cli_fast
+    from test_cli_simulate import assert_one_line_error
+
+    from ltrsched.plots import chrome_trace
+
+    run = _saved(tmp_path, _steps().sort("replica", "start"))
+    check = chrome_trace._check_size
+
+    def check_then_remove(*args):
+        check(*args)
+        (run / "steps.parquet").unlink()
+
+    monkeypatch.setattr(chrome_trace, "_check_size", check_then_remove)
+    out = tmp_path / "out" / "t.json"
+    r = run_cli_fast(capsys, "plot", "trace", str(run), "-o", str(out))
+    assert_one_line_error(r, f"cannot read the run's step trace {run / 'steps.parquet'}: ")
+    assert not out.parent.exists() or not list(out.parent.iterdir())

@@ -9,14 +9,16 @@ microseconds (the trace-event format's unit). Counters drop to zero while a repl
 A trace holds at most :data:`MAX_TRACE_STEPS` steps (about 680 bytes of JSON each): a long run's whole trace (1,000
 requests, one at a time: 264k steps, 175 MB) is more than the viewers load. A longer run is traced a window at a time
 (:func:`steps_in_window`, ``plot trace --start --end``). The file is written a piece at a time as its events are made
-(:func:`trace_chunks`, :func:`ltrsched.atomic.write_chunks`): its text is never all in memory.
+(:func:`trace_chunks`, :func:`ltrsched.atomic.write_chunks`): its text is never all in memory. ``plot trace`` reads a
+saved run's steps.parquet a batch of steps at a time (:func:`trace_file_chunks`): nor are its steps.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from itertools import islice
+from contextlib import ExitStack, contextmanager
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,7 +26,7 @@ import polars as pl
 
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
-from ltrsched.plots.runs import MAX_PLOTTED_S
+from ltrsched.plots.runs import MAX_PLOTTED_S, polars_source
 
 US = 1e6  # microseconds per second
 
@@ -52,13 +54,19 @@ def check_trace_size(steps: pl.DataFrame) -> None:
     """Raise :class:`UserError` if ``steps`` (every replica's) are more than :data:`MAX_TRACE_STEPS`, naming the span
     of simulated time [s] they cover and a window of it that fits. (The whole trace was written: 264k steps of a
     1,000-request run were 175 MB, built in memory first: 1.8 GB.)"""
-    if steps.height <= MAX_TRACE_STEPS:
+    _check_size(steps.lazy(), steps.height)
+
+
+def _check_size(steps: pl.LazyFrame, count: int) -> None:
+    """:func:`check_trace_size` of ``count`` steps (``steps``, whose ``start`` column is read only where they are too
+    many: a file's is read then, not held before)."""
+    if count <= MAX_TRACE_STEPS:
         return
-    starts = steps["start"].sort()
+    starts = steps.select(pl.col("start").sort()).collect()["start"]
     first, last = float(starts[0]), float(starts[-1])
     # (the window [first, fits) holds fewer than MAX_TRACE_STEPS steps; both ends shown rounded down, to the ms)
     fits = float(starts[MAX_TRACE_STEPS - 1])
-    raise UserError(f"the step trace holds {steps.height:,} steps ({_ms(first)}-{_ms(last)} s of simulated time), more "
+    raise UserError(f"the step trace holds {count:,} steps ({_ms(first)}-{_ms(last)} s of simulated time), more "
                     f"than the {MAX_TRACE_STEPS:,} a trace holds (about 680 bytes each; trace viewers load a few "
                     f"hundred MB at most): trace a window of it, e.g. `ltrsched plot trace RUN --start {_ms(first)} "
                     f"--end {_ms(fits)}` (RUN: the run's directory, simulate --record-steps --out RUN)")
@@ -74,14 +82,24 @@ def steps_in_window(steps: pl.DataFrame, start: float | None = None, end: float 
     replica's; a :class:`UserError` if none does."""
     if start is None and end is None:
         return steps
+    kept = steps.filter(_in_window(start, end))
+    if not kept.height:
+        _refuse_empty_window(start, end, steps["start"].min(), steps["start"].max())
+    return kept
+
+
+def _in_window(start: float | None, end: float | None) -> pl.Expr:
+    """Whether a step starts in [``start``, ``end``) [s] (None: no bound)."""
     lo = -math.inf if start is None else start
     hi = math.inf if end is None else end
-    kept = steps.filter((pl.col("start") >= lo) & (pl.col("start") < hi))
-    if not kept.height:
-        first, last = steps["start"].min(), steps["start"].max()
-        raise UserError(f"no step of the run starts in the window [{lo:g}, {hi:g}) s: its steps start at "
-                        f"{first:g}-{last:g} s of simulated time")
-    return kept
+    return (pl.col("start") >= lo) & (pl.col("start") < hi)
+
+
+def _refuse_empty_window(start: float | None, end: float | None, first: float, last: float) -> None:
+    lo = -math.inf if start is None else start
+    hi = math.inf if end is None else end
+    raise UserError(f"no step of the run starts in the window [{lo:g}, {hi:g}) s: its steps start at "
+                    f"{first:g}-{last:g} s of simulated time")
 
 
 def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None, start: float | None = None,
@@ -130,13 +148,9 @@ def _trace_parts(steps: pl.DataFrame, meta: dict[str, Any] | None, start: float 
                  end: float | None) -> tuple[Iterator[dict[str, Any]], dict[str, Any]]:
     """The trace's events (made as they are read) and its document's other keys, once the steps and ``meta`` are
     checked (every error raised here, before any event is made)."""
-    missing = [c for c in REQUIRED if c not in steps.columns]
-    if missing:
-        raise UserError(f"the step trace lacks {', '.join(missing)}; record it with simulate --record-steps")
+    _check_required(steps.columns)
     _check_numbers(steps)
-    if meta is not None and not isinstance(meta, dict):  # (an AttributeError traceback)
-        raise UserError(f"the run's 'meta' is {type(meta).__name__}, not a table: a damaged summary.json")
-    meta = meta or {}
+    other = _other_data(meta)
     if "replica" not in steps.columns:  # (numbered before the window: a step's number is its place in the run)
         steps = steps.with_columns(replica=pl.lit(0, dtype=pl.Int64))
     # (the columns a trace reads only: the copies below are of them)
@@ -145,13 +159,151 @@ def _trace_parts(steps: pl.DataFrame, meta: dict[str, Any] | None, start: float 
     total = steps.height
     steps = steps_in_window(steps, start, end)
     check_trace_size(steps)
+    return _events(steps), _rest(other, start, end, total)
+
+
+def _check_required(columns: Any) -> None:
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise UserError(f"the step trace lacks {', '.join(missing)}; record it with simulate --record-steps")
+
+
+def _other_data(meta: dict[str, Any] | None) -> dict[str, str]:
+    """The run's names a trace's ``otherData`` holds, from its ``meta`` (a :class:`UserError` if that is no table)."""
+    if meta is not None and not isinstance(meta, dict):  # (an AttributeError traceback)
+        raise UserError(f"the run's 'meta' is {type(meta).__name__}, not a table: a damaged summary.json")
     # (a lone surrogate, a name's byte that is no UTF-8, as its escape's text: "\\udcff" in the JSON was no character)
-    other = {k: str(v).encode("utf-8", "backslashreplace").decode() for k, v in meta.items()
-             if k in ("workload", "policy", "profile", "router", "replicas")}
+    return {k: str(v).encode("utf-8", "backslashreplace").decode() for k, v in (meta or {}).items()
+            if k in ("workload", "policy", "profile", "router", "replicas")}
+
+
+def _rest(other: dict[str, str], start: float | None, end: float | None, total: int) -> dict[str, Any]:
+    """The document's keys after its events: ``otherData`` names the window of the run's ``total`` steps, if any."""
     if start is not None or end is not None:
         other["window_s"] = (f"[{start if start is not None else 0:g}, {end if end is not None else 'end'}) "
                              f"of {total:,} steps")
-    return _events(steps), {"displayTimeUnit": "ms", "otherData": other}
+    return {"displayTimeUnit": "ms", "otherData": other}
+
+
+#: Steps of a steps.parquet read at once by :func:`trace_file_chunks` (the file's rows, in its order).
+STEPS_PER_BATCH = 20_000
+
+
+def trace_file_chunks(path: str | Path, meta: dict[str, Any] | None = None, start: float | None = None,
+                      end: float | None = None) -> Iterator[str]:
+    """:func:`trace_chunks` of the steps in a ``steps.parquet`` file, the same text, read :data:`STEPS_PER_BATCH`
+    steps at a time: the steps are never all in memory (250,000 steps: the run's table and two copies of it, sorted
+    and windowed, 64 MB beside the loaded run; BENCHMARKS.md, "Streamed writes"). The file is read twice, to check it
+    (every error raised here, before the first piece is made) and to make the events; one whose steps are not in
+    order of replica, then start (not one a simulator wrote) is read whole and sorted, as :func:`trace_chunks`
+    does. A file that cannot be read is a :class:`UserError` naming it, when checked or while its events are made."""
+    path = Path(path)
+    opened = ExitStack()
+    try:
+        with _reading(path):
+            source = opened.enter_context(polars_source(path))
+            schema = pl.read_parquet_schema(source)
+            _check_required(schema)
+            columns = [*REQUIRED, *(["replica"] if "replica" in schema else [])]
+            steps = pl.scan_parquet(source).select(columns)
+            total = steps.select(pl.len()).collect().item()
+            _check_lazy_numbers(steps, schema, total)
+            other = _other_data(meta)
+            if "replica" not in schema:
+                steps = steps.with_columns(replica=pl.lit(0, dtype=pl.Int64))
+            if not _in_order(steps, total):  # (another writer's order: sorted in memory)
+                whole = steps.drop("replica") if "replica" not in schema else steps
+                return trace_chunks(whole.collect(), meta, start, end)
+            begins = pl.col("start")
+            kept, first, last = steps.select(_in_window(start, end).sum(), begins.min().alias("first"),
+                                             begins.max().alias("last")).collect(engine="streaming").row(0)
+            if not kept:
+                _refuse_empty_window(start, end, first, last)
+            _check_size(steps.filter(_in_window(start, end)), kept)
+    except BaseException:
+        opened.close()
+        raise
+    events = _file_events(path, steps, total, start, end, opened)
+    return _text_chunks(events, _rest(other, start, end, total))
+
+
+def _in_order(steps: pl.LazyFrame, total: int) -> bool:
+    """Whether ``total`` steps are in order of replica, then start (as a simulator writes them: then sorting them
+    changes nothing), read :data:`STEPS_PER_BATCH` at a time."""
+    last = None  # (the previous batch's last replica and start)
+    for first in range(0, total, STEPS_PER_BATCH):
+        batch = steps.slice(first, STEPS_PER_BATCH).select("replica", "start").collect()
+        if last is not None:
+            batch = pl.concat([pl.DataFrame([last], schema=batch.schema, orient="row"), batch])
+        replica, begins = pl.col("replica").diff(), pl.col("start").diff()
+        if not batch.select(((replica > 0) | ((replica == 0) & (begins >= 0))).all()).item():
+            return False
+        last = batch.row(-1)
+    return True
+
+
+def steps_file_columns(path: str | Path) -> list[str]:
+    """The column names of a ``steps.parquet`` (its schema alone is read); a :class:`UserError` if it cannot be read."""
+    with _reading(Path(path)), polars_source(path) as source:
+        return list(pl.read_parquet_schema(source))
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Raise a failure to read the steps file ``path`` (damaged, cut short, gone) as one line, a :class:`UserError`."""
+    try:
+        yield
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read the run's step trace {path}: {reason}") from None
+
+
+def _file_events(path: Path, steps: pl.LazyFrame, total: int, start: float | None, end: float | None,
+                 opened: ExitStack) -> Iterator[dict[str, Any]]:
+    """:func:`_events` of the ``total`` steps of ``steps`` (a file's, in order of replica then start) starting in the
+    window, made :data:`STEPS_PER_BATCH` steps of the file at a time (a slice of the file: polars reads its pages
+    only; its batches of a stream read a row group, 262,144 steps, at once: 29 MB more): a step's number counts its
+    replica's steps before it, its ``next_start`` is its replica's next step's start, in the batch or the next one."""
+    window, done, named = _in_window(start, end), {}, set()
+    held = None
+    with opened:  # (the file, where it was opened to be read: polars_source)
+        for first in range(0, total + STEPS_PER_BATCH, STEPS_PER_BATCH):
+            with _reading(path):
+                batch = steps.slice(first, STEPS_PER_BATCH).collect() if first < total else None
+            if held is not None:
+                yield from _batch_events(held, batch, window, done, named)
+            held = batch
+
+
+def _batch_events(batch: pl.DataFrame, following: pl.DataFrame | None, window: pl.Expr, done: dict[int, int],
+                  named: set[int]) -> Iterator[dict[str, Any]]:
+    """The events of a batch of a file's steps (``following``: the next batch, None after the last) in the window;
+    ``done``: each replica's steps in earlier batches (updated), ``named``: the replicas whose names were made."""
+    ends = batch.select("replica", "start")
+    if following is not None:
+        ends = pl.concat([ends, following.select("replica", "start").head(1)])
+    same = pl.col("replica").shift(-1) == pl.col("replica")
+    batch = batch.with_columns(
+        ends.select(next_start=pl.when(same).then(pl.col("start").shift(-1))).head(batch.height)["next_start"])
+    first = 0
+    for k, count in batch["replica"].rle().struct.unnest().select("value", "len").iter_rows():
+        pid, part = int(k), batch.slice(first, count)
+        first, before = first + count, done.get(int(k), 0)
+        done[pid] = before + count
+        part = part.with_columns(step=pl.int_range(before, before + count, dtype=pl.Int64)).filter(window)
+        if not part.height:
+            continue
+        if pid not in named:
+            named.add(pid)
+            yield from _process_names(pid)
+        yield from _replica_events(pid, part)
+
+
+def _process_names(pid: int) -> Iterator[dict[str, Any]]:
+    """A replica's process and thread names (metadata events), before its steps'."""
+    yield {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": f"replica {pid}"}}
+    yield {"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0, "args": {"sort_index": pid}}
+    yield {"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "steps"}}
 
 
 def _events(steps: pl.DataFrame) -> Iterator[dict[str, Any]]:
@@ -161,9 +313,7 @@ def _events(steps: pl.DataFrame) -> Iterator[dict[str, Any]]:
     for k, count in steps["replica"].rle().struct.unnest().select("value", "len").iter_rows():
         pid, part = int(k), steps.slice(first, count)
         first += count
-        yield {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": f"replica {pid}"}}
-        yield {"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0, "args": {"sort_index": pid}}
-        yield {"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "steps"}}
+        yield from _process_names(pid)
         yield from _replica_events(pid, part)
 
 
@@ -177,31 +327,48 @@ def _check_numbers(steps: pl.DataFrame) -> None:
     ``ValueError`` traceback), a negative one, a start or duration [s] above :data:`MAX_PLOTTED_S`, a replica that
     is no whole number below :data:`PID_LIMIT` (0.5 and 0 were drawn as one replica), or no step at all (an empty
     trace, exit 0)."""
-    if not steps.height:
+    _check_lazy_numbers(steps.lazy(), steps.schema, steps.height)
+
+
+def _check_lazy_numbers(steps: pl.LazyFrame, schema: Any, height: int) -> None:
+    """:func:`_check_numbers` of ``height`` steps (``steps``, with column types ``schema``), read once (a file's in
+    pieces: polars' streaming engine) for each column's counts of missing and bad values and its first bad one."""
+    if not height:
         raise UserError("the step trace holds no steps: nothing to trace")
-    for c in (*REQUIRED, *(["replica"] if "replica" in steps.columns else [])):
-        column = steps[c]
-        if not column.dtype.is_numeric():
-            raise UserError(f"the step trace's column {c!r} holds {column.dtype}, not numbers")
-        if column.null_count():
-            raise UserError(f"the step trace's column {c!r} has {column.null_count()} missing value(s)")
-        values = column.cast(pl.Float64)
-        if not values.is_finite().all():
-            raise UserError(f"the step trace's column {c!r} has values that are not finite (NaN or infinite)")
-        if c in ("start", "duration"):  # 1.7e308 s is an infinite number of microseconds: "ts": null, exit 0
-            bad = column.filter((column < 0) | (column > MAX_PLOTTED_S))
-            if bad.len():
-                raise UserError(f"the step trace's column {c!r} holds {bad.len()} value(s) outside [0, "
-                                f"{MAX_PLOTTED_S:.0e}] s (first: {bad[0]:g})")
-        elif c == "replica":
-            bad = column.filter((values < 0) | (values >= PID_LIMIT) | (values != values.floor()))
-            if bad.len():
-                raise UserError(f"the step trace's column 'replica' holds {bad.len()} value(s) that are no replica "
-                                f"number, a whole number in [0, {PID_LIMIT:,}) (first: {bad[0]:g})")
-        elif (values < 0).any():
-            bad = column.filter(values < 0)
-            raise UserError(f"the step trace's column {c!r} holds {bad.len()} negative value(s) (first: {bad[0]:g}), "
-                            "no count")
+    columns = [*REQUIRED, *(["replica"] if "replica" in schema else [])]
+    for c in columns:
+        _check_column(steps, c, schema[c])
+
+
+def _check_column(steps: pl.LazyFrame, c: str, dtype: Any) -> None:
+    """:func:`_check_lazy_numbers` of column ``c`` (of type ``dtype``), read alone: a file's 11 columns read at once
+    held 33 MB more (250,000 steps)."""
+    if not dtype.is_numeric():
+        raise UserError(f"the step trace's column {c!r} holds {dtype}, not numbers")
+    column = pl.col(c)
+    values = column.cast(pl.Float64)
+    if c in ("start", "duration"):  # 1.7e308 s is an infinite number of microseconds: "ts": null, exit 0
+        bad = (column < 0) | (column > MAX_PLOTTED_S)
+    elif c == "replica":
+        bad = (values < 0) | (values >= PID_LIMIT) | (values != values.floor())
+    else:
+        bad = values < 0
+    missing, finite, count, first = steps.select(
+        column.null_count().alias("missing"), values.is_finite().all().alias("finite"), bad.sum().alias("bad"),
+        column.filter(bad).first().alias("first")).collect(engine="streaming").row(0)
+    if missing:
+        raise UserError(f"the step trace's column {c!r} has {missing} missing value(s)")
+    if not finite:
+        raise UserError(f"the step trace's column {c!r} has values that are not finite (NaN or infinite)")
+    if not count:
+        return
+    if c in ("start", "duration"):
+        raise UserError(f"the step trace's column {c!r} holds {count} value(s) outside [0, {MAX_PLOTTED_S:.0e}] s "
+                        f"(first: {first:g})")
+    if c == "replica":
+        raise UserError(f"the step trace's column 'replica' holds {count} value(s) that are no replica number, a "
+                        f"whole number in [0, {PID_LIMIT:,}) (first: {first:g})")
+    raise UserError(f"the step trace's column {c!r} holds {count} negative value(s) (first: {first:g}), no count")
 
 
 def step_name(prefill_tokens: int, decode_seqs: int) -> str:
@@ -276,5 +443,16 @@ def write_chrome_trace(result, path: str | Path, start: float | None = None, end
     if result.steps is None:
         raise UserError("the run has no step trace; simulate with --record-steps (or --trace)")
     check_trace_out(path, option)
-    chunks = trace_chunks(result.steps, result.meta, start, end)
+    return _write(path, trace_chunks(result.steps, result.meta, start, end))
+
+
+def write_trace_of_file(steps_path: str | Path, meta: dict[str, Any] | None, path: str | Path,
+                        start: float | None = None, end: float | None = None, option: str = "--out") -> Path:
+    """:func:`write_chrome_trace` of a saved run's ``steps.parquet`` (``steps_path``; ``meta``: its summary's), read a
+    batch of steps at a time (:func:`trace_file_chunks`): the same bytes, without the steps in memory."""
+    check_trace_out(path, option)
+    return _write(path, trace_file_chunks(steps_path, meta, start, end))
+
+
+def _write(path: str | Path, chunks: Iterator[str]) -> Path:
     return atomic.write_chunks(path, (chunk.encode("utf-8") for chunk in chunks))

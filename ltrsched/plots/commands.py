@@ -34,7 +34,7 @@ def cdf(runs, out, title):
     check_image_path(out, "--out")
     check_title(title)
     notes: list[str] = []
-    loaded = load_runs(list(runs), notes)
+    loaded = load_runs(list(runs), notes, _check_figure_size)
     for note in notes:  # (runs of an earlier sweep file under a sweep's --out: left out)
         click.echo(note, err=True)
     for run in loaded:  # its line was left out of every panel, silently (with no other run: an empty figure, exit 0)
@@ -42,10 +42,30 @@ def cdf(runs, out, title):
             raise UserError(f"{run.path}: no request of the run has a latency to plot (none finished); leave the run "
                             "out")
     groups = group_for_plot(loaded)
-    if len(groups) > 40:
-        raise UserError(f"{len(groups)} settings would make {len(groups)} rows of panels; plot fewer runs at once")
     plot_cdf_grid(groups, out, title, line_series(loaded))
     click.echo(f"wrote {shown_path(out)} ({len(loaded)} runs, {len(groups)} setting(s))")
+
+
+#: Most panel rows of a ``plot cdf`` figure (one per setting).
+MAX_ROWS = 40
+#: Most lines in a row of ``plot cdf`` (a run each): :func:`ltrsched.plots.styles.series_styles` has 80 styles to tell
+#: lines apart, and 10,000 lines in a row took 188 s of CPU and 1 GB of memory for a legend of 625 columns.
+MAX_LINES = 80
+
+
+def _check_figure_size(runs) -> None:
+    """One-line :class:`UserError` where ``runs`` (their fields; tables not read yet) make more than :data:`MAX_ROWS`
+    rows of panels or more than :data:`MAX_LINES` lines in a row."""
+    from ltrsched.plots.runs import group_for_plot
+
+    groups = group_for_plot(runs)
+    if len(groups) > MAX_ROWS:
+        raise UserError(f"{len(groups)} settings would make {len(groups)} rows of panels; plot fewer runs at once")
+    title, lines = max(groups, key=lambda group: len(group[1]), default=("", []))
+    if len(lines) > MAX_LINES:
+        where = f" ({title})" if title else ""
+        raise UserError(f"{len(lines):,} runs would be {len(lines):,} lines in a row of panels{where}, more than the "
+                        f"{MAX_LINES} whose styles tell them apart; plot fewer runs at once (give their directories)")
 
 
 @plot.command()
@@ -67,8 +87,8 @@ def trace(run, out, start, end):
     """
     from ltrsched.outputs import check_inputs_kept, check_out_file
     from ltrsched.plots.cdf import check_named
-    from ltrsched.plots.chrome_trace import check_trace_out, write_chrome_trace
-    from ltrsched.results import RunResult
+    from ltrsched.plots.chrome_trace import check_trace_out, steps_file_columns, write_trace_of_file
+    from ltrsched.results import read_run_meta
 
     check_named(out, "--out", (".json",), "trace")
     check_out_file(out, "--out", ".json")
@@ -82,16 +102,19 @@ def trace(run, out, start, end):
             "" if inner is None else f"; it holds runs: give one's directory, e.g. {inner}" if traceable else
             f"; it holds runs (e.g. {inner}), none with a simulated step trace: simulate one with --record-steps "
             "--out DIR and give DIR"))
-    result = RunResult.load(run)
-    if result.steps is None:  # (validate's simulated runs, sweeps' and reproduce's record none either)
+    # (the run's meta only: its steps are read a batch at a time as the trace is written, its requests not at all;
+    # a pipe in a run file's place is refused: `plot trace` waited on one for good)
+    meta = read_run_meta(run)
+    steps = run / "steps.parquet"
+    if not steps.exists():  # (validate's simulated runs, sweeps' and reproduce's record none either)
         raise UserError(f"{run}: the run has no steps.parquet; simulate it with --record-steps --out DIR "
                         "(simulate's option) and give DIR")
-    if ENGINE_LOG_COLUMNS <= set(result.steps.columns):  # replay's (or validate's engine run's) steps.parquet:
+    if ENGINE_LOG_COLUMNS <= set(steps_file_columns(steps)):  # replay's (or validate's engine run's) steps.parquet:
         # "record it with simulate --record-steps" said the run lacked an option it has not, nor needs
         raise UserError(f"{run}: its steps.parquet is a real engine's step log (a replay or validate engine run), "
                         "not a simulated step trace, which plot trace draws; simulate the same workload and policy "
                         "with --record-steps --out DIR and give DIR (plot cdf compares the two runs)")
-    write_chrome_trace(result, out, start, end, "--out")
+    write_trace_of_file(steps, meta, out, start, end, "--out")
     click.echo(f"wrote {shown_path(out)} (open in https://ui.perfetto.dev)")
 
 
