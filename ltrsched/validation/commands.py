@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable, Iterator
 
 import click
 
@@ -57,7 +59,11 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
         check_context_before_start(wl, config, pol.extra_output_tokens, f"policy {pol.name}")
         wall_time_note(wl)
     work_starts()
-    with start_engine(**engine) as eng:
+    from ltrsched.signal_stops import SignalStops
+
+    # (SIGTERM, SIGHUP: stopped as Ctrl-C stops it, the engine shut down and the same lines; SIGTERM ended the process
+    # at once, exit 143 with no word)
+    with SignalStops(), stopped_saying(lambda: replay_stopped_note(out)), start_engine(**engine) as eng:
         result = eng.run(wl, pol, progress=True)  # (a bar on a terminal, else a line about every 10 s)
         described = eng.describe()
     result.meta.update(arrival=arrival, rate=rate, seed=seed, command=command_line())
@@ -78,6 +84,25 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     note = duration_note(cuts, duration)  # (once it has run, as simulate's: a note before an error made it two lines)
     if note:
         click.echo(note, err=True)
+
+
+@contextlib.contextmanager
+def stopped_saying(note: Callable[[], str]) -> Iterator[None]:
+    """Inside: a command stopped by Ctrl-C, SIGTERM or SIGHUP (a ``KeyboardInterrupt``: :mod:`ltrsched.signal_stops`)
+    prints the line ``note()`` on stderr, what it kept and where, ahead of the CLI's ``aborted``."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):  # (SIGHUP: a terminal that hung up fails the write, not the stop)
+            click.echo(note(), err=True)
+        raise
+
+
+def replay_stopped_note(out: Path | None) -> str:
+    """What a ``replay`` stopped before its end kept: nothing (it writes its files once the run has ended)."""
+    where = (f"nothing was written to {shown_path(out)} (a replay writes its files once its run has ended)"
+             if out is not None else "nothing was written (no --out)")
+    return f"note: replay stopped before its run ended: {where}"
 
 
 #: Least wall time of a real engine's arrivals [s] above which ``replay`` says so before the engine starts.
