@@ -81,3 +81,88 @@ def test_ctrl_c_stops_a_replay_with_the_same_line(capsys, tmp_path, monkeypatch,
     r = run_cli_fast(capsys, "replay", "--emulate", "cpu-llama-tiny", "-w", _trace(tmp_path), cwd=tmp_path)
     lines = _stopped(r, 130)
     assert lines[-2] == "note: replay stopped before its run ended: nothing was written (no --out)", lines
+
+
+def test_sigterm_stops_a_validate_keeping_its_finished_engine_runs_for_the_same_command(capsys, tmp_path, monkeypatch,
+                                                                                      sigterm_caught):
+    args = ("validate", "--emulate", "cpu-llama-tiny", "-w", _trace(tmp_path), "--policies", "fcfs,srtf,mlfq",
+            "-o", "v")
+    from ltrsched.engine.emulate import EmulatedDriver
+
+    begin, runs = EmulatedDriver.begin, []
+
+    def begin_then_kill(self, policy):  # (SIGTERM as the second engine run begins)
+        runs.append(policy.name)
+        if len(runs) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        begin(self, policy)
+
+    monkeypatch.setattr(EmulatedDriver, "begin", begin_then_kill)
+    r = run_cli_fast(capsys, *args, cwd=tmp_path)
+    assert sigterm_caught == []
+    lines = _stopped(r)
+    assert lines[-2] == ("note: validate stopped before its report: 1 of its 3 engine run(s) finished and are kept in "
+                         "v/runs; the same command resumes with the other 2"), lines
+    assert not (tmp_path / "v" / "validation.md").exists()
+    monkeypatch.undo()
+    r = run_cli_fast(capsys, *args, cwd=tmp_path)
+    assert r.returncode == 0 and "1 of 3 engine runs kept" in r.stderr, r.stderr[-2000:]
+
+
+def test_a_validate_stopped_before_any_engine_run_finished_says_none_is_kept(capsys, tmp_path, monkeypatch,
+                                                                              sigterm_caught):
+    _kill_at_step(monkeypatch, 3, signal.SIGINT)
+    r = run_cli_fast(capsys, "validate", "--emulate", "cpu-llama-tiny", "-w", _trace(tmp_path), "--policies", "fcfs",
+                     "-o", "v", cwd=tmp_path)
+    lines = _stopped(r, 130)
+    assert lines[-2] == "note: validate stopped before its report: none of its 1 engine run(s) had finished, so none " \
+                        "is kept in v", lines
+
+
+def test_a_fresh_process_ends_when_its_parent_is_stopped_by_sigterm(tmp_path):
+    """``profile --runs``, ``validate --spread-repeats``: SIGTERM reaches ``ltrsched`` alone, and its stop waited for
+    the engine process running a pass to finish it (minutes), then exited; the process is now ended at once."""
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    (tmp_path / "long_run.py").write_text(  # (a module: a spawned process imports what it runs)
+        "import os, time\n"
+        "def run(path):\n"
+        "    open(path, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n")
+    script = ("import sys; sys.path.insert(0, sys.argv[2]); import long_run\n"
+              "from ltrsched.signal_stops import SignalStops\n"
+              "from ltrsched.validation.fresh_process import FreshProcesses\n"
+              "try:\n"
+              "    with SignalStops(), FreshProcesses() as p:\n"
+              "        p.run('a long run', long_run.run, sys.argv[1])\n"
+              "except KeyboardInterrupt as exc:\n"
+              "    print('stopped', exc.args[0], flush=True)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script, str(pid_file), str(tmp_path)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        parent.send_signal(signal.SIGTERM)
+        out, _ = parent.communicate(timeout=30)  # (it waited the child's 120 s)
+        assert parent.returncode == 0 and out == "stopped SIGTERM\n", (parent.returncode, out)
+        with pytest.raises(ProcessLookupError):
+            os.kill(child, 0)
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_sigterm_stops_a_profile_as_ctrl_c_does_saying_nothing_was_written(capsys, tmp_path, monkeypatch,
+                                                                          sigterm_caught):
+    _kill_at_step(monkeypatch, 5)
+    r = run_cli_fast(capsys, "profile", "--emulate", "cpu-llama-tiny", "--quick", "-o", "p.json", cwd=tmp_path)
+    assert sigterm_caught == []
+    lines = _stopped(r)
+    assert lines[-2] == ("note: profile stopped before its probes had all run: nothing was written to p.json (the "
+                         "steps measured so far are not kept)"), lines
+    assert list(tmp_path.iterdir()) == []
