@@ -166,3 +166,28 @@ def test_sigterm_stops_a_profile_as_ctrl_c_does_saying_nothing_was_written(capsy
     assert lines[-2] == ("note: profile stopped before its probes had all run: nothing was written to p.json (the "
                          "steps measured so far are not kept)"), lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_replay_whose_save_fails_leaves_no_earlier_runs_summary_beside_its_files(capsys, tmp_path, monkeypatch):
+    """A full disk at steps.parquet (requests.parquet written): the earlier replay's summary.json in --out stayed, and
+    the directory read as a whole run, this run's requests with the earlier run's summary and steps."""
+    import errno
+
+    from ltrsched import atomic
+    from ltrsched.errors import UserError, WriteFailedError
+    from ltrsched.results import RunResult
+
+    args = ("replay", "--emulate", "cpu-llama-tiny", "-w", _trace(tmp_path), "-o", "run")
+    assert run_cli_fast(capsys, *args, "-n", "4", cwd=tmp_path).returncode == 0
+    real = atomic.write_parquet
+
+    def full_at_steps(path, df):
+        if str(path).endswith("steps.parquet"):
+            raise WriteFailedError(f"cannot write {path}: No space left on device", errno.ENOSPC)
+        return real(path, df)
+
+    monkeypatch.setattr(atomic, "write_parquet", full_at_steps)
+    r = run_cli_fast(capsys, *args, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr == "error: cannot write run/steps.parquet: No space left on device\n", r
+    with pytest.raises(UserError, match="cannot read the run in"):
+        RunResult.load(tmp_path / "run")
