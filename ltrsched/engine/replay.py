@@ -55,7 +55,11 @@ class Driver(Protocol):
 
 
 def request_infos(workload: Workload, extra_output_tokens: int) -> list[RequestInfo]:
-    """One :class:`RequestInfo` per workload row, by arrival (the engine serves ``output + extra`` tokens)."""
+    """One :class:`RequestInfo` per workload row, by arrival, tied arrivals by request id (the engine serves ``output +
+    extra`` tokens). The simulator's competition order breaks ties so (``LiveView.arrival_ordered``); by row order,
+    a file whose tied rows were not in id order had the engine's live set flagged out of order, and the real engine
+    drew each request's random prompt ids (:meth:`~ltrsched.engine.runner.VllmDriver.add`) by row: sorting the file
+    changed what a request's prompt held, and so, with ``eos="model"``, how long it ran."""
     cols = workload.policy_columns(extra_output_tokens)
     requested = workload.df["output_tokens"].to_numpy()
     infos = [
@@ -64,7 +68,7 @@ def request_infos(workload: Workload, extra_output_tokens: int) -> list[RequestI
                     float(cols["po_estimate"][i]), float(cols["predicted_length"][i]))
         for i in range(workload.df.height)
     ]
-    return sorted(infos, key=lambda r: r.arrival_time)
+    return sorted(infos, key=lambda r: (r.arrival_time, r.request_id))
 
 
 def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0, output_cap: int | None = None,

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable, Iterator
 
 import click
 
@@ -57,7 +59,11 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
         check_context_before_start(wl, config, pol.extra_output_tokens, f"policy {pol.name}")
         wall_time_note(wl)
     work_starts()
-    with start_engine(**engine) as eng:
+    from ltrsched.signal_stops import SignalStops
+
+    # (SIGTERM, SIGHUP: stopped as Ctrl-C stops it, the engine shut down and the same lines; SIGTERM ended the process
+    # at once, exit 143 with no word)
+    with SignalStops(), stopped_saying(lambda: replay_stopped_note(out)), start_engine(**engine) as eng:
         result = eng.run(wl, pol, progress=True)  # (a bar on a terminal, else a line about every 10 s)
         described = eng.describe()
     result.meta.update(arrival=arrival, rate=rate, seed=seed, command=command_line())
@@ -72,12 +78,54 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
                    f"{s['output_cap']}-token cap; {s['num_label_mismatches']} generated a length other than the "
                    "workload's")
     if out is not None:
+        # (an earlier replay's summary.json, which marks a whole run, goes first: a save that failed part way, a full
+        # disk at steps.parquet, left it beside this run's requests.parquet, and the directory read as one run of both)
+        (out / "summary.json").unlink(missing_ok=True)
         result.save(out)
         click.echo("wrote " + ", ".join(shown_path(out / name) for name in ("requests.parquet", "summary.json",
                                                                             "steps.parquet")))
     note = duration_note(cuts, duration)  # (once it has run, as simulate's: a note before an error made it two lines)
     if note:
         click.echo(note, err=True)
+
+
+@contextlib.contextmanager
+def stopped_saying(note: Callable[[], str]) -> Iterator[None]:
+    """Inside: a command stopped by Ctrl-C, SIGTERM or SIGHUP (a ``KeyboardInterrupt``: :mod:`ltrsched.signal_stops`)
+    prints the line ``note()`` on stderr, what it kept and where, ahead of the CLI's ``aborted``."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):  # (SIGHUP: a terminal that hung up fails the write, not the stop)
+            click.echo(note(), err=True)
+        raise
+
+
+def replay_stopped_note(out: Path | None) -> str:
+    """What a ``replay`` stopped before its end kept: nothing (it writes its files once the run has ended)."""
+    where = (f"nothing was written to {shown_path(out)} (a replay writes its files once its run has ended)"
+             if out is not None else "nothing was written (no --out)")
+    return f"note: replay stopped before its run ended: {where}"
+
+
+def profile_stopped_note(out: Path) -> str:
+    """What a ``profile`` stopped while its probes ran kept: nothing (the profile and its steps are written once every
+    probe has run and the fit is made)."""
+    return (f"note: profile stopped before its probes had all run: nothing was written to {shown_path(out)} (the steps "
+            "measured so far are not kept)")
+
+
+def validate_stopped_note(out: Path, engine_dirs: list[Path]) -> str:
+    """What a ``validate`` stopped before its report kept: its engine runs that finished (``engine_dirs``, those with
+    a ``summary.json``: written last, :meth:`~ltrsched.results.RunResult.save`), in ``out``, which the same command
+    resumes from (:func:`_take_over`)."""
+    done = sum((d / "summary.json").is_file() for d in engine_dirs)
+    total = len(engine_dirs)
+    if not done:
+        return (f"note: validate stopped before its report: none of its {total} engine run(s) had finished, so none "
+                f"is kept in {shown_path(out)}")
+    return (f"note: validate stopped before its report: {done} of its {total} engine run(s) finished and are kept in "
+            f"{shown_path(out / 'runs')}; the same command resumes with the other {total - done}")
 
 
 #: Least wall time of a real engine's arrivals [s] above which ``replay`` says so before the engine starts.
@@ -152,8 +200,12 @@ def profile(name, out, quick, repeats, runs, **engine):
         if runs > 1:
             click.echo(f"run {i + 1} of {runs}: {run.steps.height:,} steps measured", err=True)
 
-    # (tqdm's bar on a terminal, else a line about every 10 s: the probes run for minutes)
-    measured = measure_probe_runs(engine, quick, repeats, runs, progress=True, on_run=done)
+    from ltrsched.signal_stops import SignalStops
+
+    # (tqdm's bar on a terminal, else a line about every 10 s: the probes run for minutes; SIGTERM, SIGHUP stop them as
+    # Ctrl-C does, where SIGTERM ended the process with no word)
+    with SignalStops(), stopped_saying(lambda: profile_stopped_note(out)):
+        measured = measure_probe_runs(engine, quick, repeats, runs, progress=True, on_run=done)
     steps = measured[0].steps if runs == 1 else pooled_steps(measured)
     # the measurement first: a fit or a fitted profile refused (save_profile's checks of the file it would write)
     # lost the steps the probes had measured, minutes of an engine's time
@@ -329,46 +381,51 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     kept = _take_over(out, previous, resume, arguments, digest, dirs, run_dirs,
                       {case: wl.df["request_id"].to_list() for case, wl in zip(names, workloads)})
     work_starts()  # (the engine runs take minutes: the notes above are news now)
-    cases_run = list(zip(names, workloads))
-    meta = {"validation": digest}
-    if spread_repeats:
-        facts, prepared, engine_runs = _engine_passes(engine, cases_run, specs, out, engine_dirs, meta, kept)
-    else:
-        facts, prepared, engine_runs = _engine_adjacent(engine, cases_run, specs, out, engine_dirs, repeats, meta,
-                                                        kept)
-    tally = ValidationTally()
-    sim_config = facts.sim_config(sim_profile, config)
-    too_fast: list[tuple[str, float]] = []  # (engine runs too fast for the simulator at their own speed, factors)
-    for case, wl in zip(names, prepared):
-        engs = engine_runs[case]
-        sims = {}
-        for spec in specs:
-            for k, e in enumerate(engs[spec]):
-                factor = tally.add_engine_run(case, spec, k, e, step_profile)
-                with thrash_named("simulator run at the speed of engine run "
-                                  f"{describe_engine_run(spec, case, k, dirs[case, spec, k])}"):
-                    at_speed = simulate_at_speed(wl, spec, sim_config, step_profile, factor)
-                if at_speed is None and too_fast_to_simulate(step_profile, factor):
-                    too_fast.append((describe_engine_run(spec, case, k, dirs[case, spec, k]), factor))
-                tally.add_own_speed(case, spec, k, factor, at_speed, e)
-            sim_dir = _run_dir(out, case, spec) / "sim"
-            with thrash_named(f"simulator run {describe_engine_run(spec, case, None, sim_dir)}"):
-                s = simulate(wl, make_policy(spec), sim_config)
-            s.save(sim_dir)
-            sims[spec] = s
-            click.echo(tally.add_policy(case, spec, s, engs[spec]))
-        tally.end_case(case, sims, engs)
-    emulated = engine["emulate_profile"] is not None
-    total = len(dirs)
-    resumed = None
-    if kept is not None:
-        resumed = (f"resumed: {len(kept)} of {total} engine runs kept from an earlier start of this validation, "
-                   f"{total - len(kept)} run now")
-        click.echo(resumed)
-    md = tally.write(out, f"Simulator ({sim_profile}) vs {'the emulated engine' if emulated else 'vLLM'}",
-                     command_line(), tolerance, host=facts.host, repeats=repeats,
-                     spread=spread_repeats and repeats > 1, note=resumed and resumed[0].upper() + resumed[1:] + ".")
-    finish_validation(out)
+    from ltrsched.signal_stops import SignalStops
+
+    # (SIGTERM, SIGHUP: stopped as Ctrl-C stops it, its finished engine runs kept for the same command to resume;
+    # SIGTERM ended the process at once with no word)
+    with SignalStops(), stopped_saying(lambda: validate_stopped_note(out, list(dirs.values()))):
+        cases_run = list(zip(names, workloads))
+        meta = {"validation": digest}
+        if spread_repeats:
+            facts, prepared, engine_runs = _engine_passes(engine, cases_run, specs, out, engine_dirs, meta, kept)
+        else:
+            facts, prepared, engine_runs = _engine_adjacent(engine, cases_run, specs, out, engine_dirs, repeats, meta,
+                                                            kept)
+        tally = ValidationTally()
+        sim_config = facts.sim_config(sim_profile, config)
+        too_fast: list[tuple[str, float]] = []  # (engine runs too fast for the simulator at their own speed, factors)
+        for case, wl in zip(names, prepared):
+            engs = engine_runs[case]
+            sims = {}
+            for spec in specs:
+                for k, e in enumerate(engs[spec]):
+                    factor = tally.add_engine_run(case, spec, k, e, step_profile)
+                    with thrash_named("simulator run at the speed of engine run "
+                                      f"{describe_engine_run(spec, case, k, dirs[case, spec, k])}"):
+                        at_speed = simulate_at_speed(wl, spec, sim_config, step_profile, factor)
+                    if at_speed is None and too_fast_to_simulate(step_profile, factor):
+                        too_fast.append((describe_engine_run(spec, case, k, dirs[case, spec, k]), factor))
+                    tally.add_own_speed(case, spec, k, factor, at_speed, e)
+                sim_dir = _run_dir(out, case, spec) / "sim"
+                with thrash_named(f"simulator run {describe_engine_run(spec, case, None, sim_dir)}"):
+                    s = simulate(wl, make_policy(spec), sim_config)
+                s.save(sim_dir)
+                sims[spec] = s
+                click.echo(tally.add_policy(case, spec, s, engs[spec]))
+            tally.end_case(case, sims, engs)
+        emulated = engine["emulate_profile"] is not None
+        total = len(dirs)
+        resumed = None
+        if kept is not None:
+            resumed = (f"resumed: {len(kept)} of {total} engine runs kept from an earlier start of this validation, "
+                       f"{total - len(kept)} run now")
+            click.echo(resumed)
+        md = tally.write(out, f"Simulator ({sim_profile}) vs {'the emulated engine' if emulated else 'vLLM'}",
+                         command_line(), tolerance, host=facts.host, repeats=repeats,
+                         spread=spread_repeats and repeats > 1, note=resumed and resumed[0].upper() + resumed[1:] + ".")
+        finish_validation(out)
     click.echo(f"report: {shown_path(md)}")
     if too_fast:
         click.echo(f"note: {too_fast_note(too_fast, sim_profile)}", err=True)

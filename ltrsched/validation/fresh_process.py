@@ -8,11 +8,14 @@ naming what it was doing. A fresh process whose parent is gone (``ltrsched`` kil
 second instead of running its engine on, orphaned, into the output directory a later run would use. A plugin
 policy's call that the watchdog cannot stop ends its fresh process (:func:`ltrsched.plugin_watchdog.end_process`); the
 process leaves its line in a file (:func:`ltrsched.plugin_watchdog.leave_exit_line_in`) and :meth:`FreshProcesses.run`
-raises it as the one line, exit code 2 (it was the process's line, then one about a dead process).
+raises it as the one line, exit code 2 (it was the process's line, then one about a dead process). A stop (Ctrl-C,
+or SIGTERM and SIGHUP under :class:`~ltrsched.signal_stops.SignalStops`, which reach ``ltrsched`` alone) ends the fresh
+process running, its run lost with the stop, instead of waiting for it to finish.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -71,9 +74,20 @@ class FreshProcesses:
         """``fn(*args)`` in a fresh process; ``what`` names it in the error should that process die."""
         try:
             return self._pool.submit(fn, *args).result()
+        except KeyboardInterrupt:  # (Ctrl-C, SIGTERM, SIGHUP: ltrsched.signal_stops)
+            self._end_processes()
+            raise
         except BrokenProcessPool:
             line = exit_line_left_in(self._exit_line)
             if line is not None:  # a stuck plugin call ended it: that call's line, as a lone process prints it
                 raise PluginTimeoutError(line) from None
             raise UserError(f"{what}: its process died before it finished (killed, out of memory, or a crash in the "
                             "engine's native code); what it saved before stays") from None
+
+    def _end_processes(self) -> None:
+        """End the process running now (SIGTERM), its run lost with the stop: a signal that reached this process alone
+        (``kill``'s SIGTERM, a batch system's time limit) left it running its engine on, and :meth:`__exit__` waited
+        for it to finish (a ``profile --runs`` or ``validate --spread-repeats`` pass: minutes)."""
+        for process in list((getattr(self._pool, "_processes", None) or {}).values()):  # (no public way to end them)
+            with contextlib.suppress(OSError, ValueError):
+                process.terminate()

@@ -17,7 +17,6 @@ else it wrote goes (:mod:`ltrsched.validation.resume`).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -156,6 +155,16 @@ def resume_validation(out: Path, previous: PreviousValidation, keep: list[Path],
 
 
 def finish_validation(out: Path) -> None:
-    """Record in the manifest that the validation in ``out`` finished (its report is written)."""
-    doc = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    _write_manifest(out, doc["runs"], doc["command"], doc.get("arguments"), True)
+    """Record in the manifest that the validation in ``out`` finished (its report is written). A one-line
+    :class:`UserError` where the manifest is gone or is no manifest any more (``out`` removed or emptied while the
+    validation ran, the file edited): it was a FileNotFoundError traceback once the report had been written."""
+    path = out / MANIFEST
+    try:
+        doc = strict_json.loads(path.read_bytes())
+        runs, command = doc["runs"], doc["command"]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        reason = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise UserError(f"cannot record the validation in {out} as finished: its {MANIFEST} was removed or changed "
+                        f"while the validation ran ({reason}); the report is written, but what was removed with the "
+                        f"manifest is lost: remove {out} and run the validation again") from None
+    _write_manifest(out, runs, command, doc.get("arguments"), True)
