@@ -191,3 +191,33 @@ def test_a_replay_whose_save_fails_leaves_no_earlier_runs_summary_beside_its_fil
     assert r.returncode == 2 and r.stderr == "error: cannot write run/steps.parquet: No space left on device\n", r
     with pytest.raises(UserError, match="cannot read the run in"):
         RunResult.load(tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_sigterm_after_the_first_progress_line_of_a_replay_process(tmp_path):
+    """The process itself (the signal's default action, not a test's handler): ``ltrsched replay`` in a subprocess,
+    SIGTERM after its first progress line. Slow: a fresh interpreter imports vLLM's scheduler (20-40 s under load)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, LTRSCHED_PROGRESS_EVERY_S="0.2")
+    proc = subprocess.Popen([sys.executable, "-m", "ltrsched.cli", "replay", "--emulate", "a100-llama3-8b", "-w",
+                             "lmsys-like", "-n", "2000", "-o", "run"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "requests finished" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 143, (proc.returncode, "".join(lines)[-2000:], rest[-2000:])
+    assert "Traceback" not in rest and rest.rstrip().splitlines()[-2:] == [
+        "note: replay stopped before its run ended: nothing was written to run (a replay writes its files once its run "
+        "has ended)", "aborted"], rest[-2000:]
+    assert not (tmp_path / "run").exists()
