@@ -87,6 +87,9 @@ class RunResult:
         tell a file edited or swapped since."""
         out = Path(out_dir)
         atomic.write_parquet(out / "requests.parquet", self.requests)
+        # an earlier run's summary.json goes once its requests are replaced: a write that fails after this one (a full
+        # disk at steps.parquet) left it beside this run's requests, and the directory loaded as one run of both
+        (out / "summary.json").unlink(missing_ok=True)
         if self.steps is not None:
             atomic.write_parquet(out / "steps.parquet", self.steps)
         elif (out / "steps.parquet").is_file():  # an earlier run's steps there would be read as this run's

@@ -78,9 +78,6 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
                    f"{s['output_cap']}-token cap; {s['num_label_mismatches']} generated a length other than the "
                    "workload's")
     if out is not None:
-        # (an earlier replay's summary.json, which marks a whole run, goes first: a save that failed part way, a full
-        # disk at steps.parquet, left it beside this run's requests.parquet, and the directory read as one run of both)
-        (out / "summary.json").unlink(missing_ok=True)
         result.save(out)
         click.echo("wrote " + ", ".join(shown_path(out / name) for name in ("requests.parquet", "summary.json",
                                                                             "steps.parquet")))
