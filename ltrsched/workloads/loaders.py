@@ -13,7 +13,8 @@ Files, by suffix:
   durations as seconds. A flat table's column names are read in any case and with spaces around them, as a ``.csv``'s
   (``PROMPT``, ``Generated``, ``Request_ID``, ``Arrival_Time_ms``, ``Score``: :data:`PARQUET_ANY_CASE`, and the
   token counts' names); two columns whose names differ only so (``prompt`` and ``Prompt``) are an error naming both.
-- ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces; ``"response"`` or
+- ``.jsonl`` (or ``.ndjson``, ``.jsonlines``, ``.ldjson``: :mod:`ltrsched.workloads.file_suffix`): one
+  ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces; ``"response"`` or
   OpenAI's legacy fine-tuning ``"completion"`` for ``"generated"`` too, as a parquet's column); lengths are
   re-tokenized with the Llama-3 tokenizer (a number where text belongs is an error naming the line); an optional
   ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
@@ -167,6 +168,7 @@ from ltrsched.workloads.stream_files import log_records
 from ltrsched.workloads.system_key import SYSTEM_KEY, join_system_column, system_column, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_text_hint, lf_line_ends, lone_surrogate
+from ltrsched.workloads.file_suffix import file_suffix
 
 CSV_COLUMNS = {"arrival_time": ARRIVAL_NAMES, **LENGTH_NAMES}
 
@@ -191,8 +193,6 @@ FAILED_OUTPUT_NAMES = ("response tokens",)
 #: (the one read was used, silently), and where the reply's text is read the two are an error naming both
 #: (:func:`_one_reply`).
 UNREAD_REPLY_NAMES = ("output",)
-#: Other names of JSON-lines files (newline-delimited JSON), read as ``.jsonl`` once renamed.
-JSON_LINES_ALIASES = (".ndjson", ".jsonlines", ".ldjson")
 
 
 def _one_reply(names, where: str, what: str = "columns") -> None:
@@ -478,7 +478,7 @@ def _jsonl_mixes_timestamp_units(path: Path) -> bool:
     (seconds), which loading read in two units before it was refused (:func:`_timestamp_units_error`); False for
     other files and one not readable as JSON Lines. Only a file whose bytes name both (or hold a ``\\u`` escape) is
     parsed."""
-    if path.suffix.lower() != ".jsonl":
+    if file_suffix(path) != ".jsonl":
         return False
     try:
         data = path.read_bytes()
@@ -828,7 +828,7 @@ def _record_split(records: pl.DataFrame, path: Path, split: str, check: SplitChe
     too (:func:`~ltrsched.workloads.file_splits.record_splits`: theirs were never checked), as ``check`` has them
     where the parse checked them (a ``.json``'s or ``.jsonl``'s: the file is not read again). (A record's own split was
     dropped: ``train`` refused such a file as one without a split.)"""
-    table = path.suffix.lower() == ".parquet"
+    table = file_suffix(path) == ".parquet"
     name = split_column(pl.read_parquet_schema(path), str(path)) if table else SPLIT_NAME
     if check is not None and check.known:  # (a .json's or .jsonl's, checked in the parse's pass)
         check.refuse_off(str(path))
@@ -1228,7 +1228,7 @@ def _parquet_reads_any_case(path: Path) -> bool:
     """Whether ``path`` is a flat parquet with a column :func:`_any_case_renames` renames (``Prompt``, ``Score``,
     ``Request_ID``, ``Arrival_Time``), which loading ignored before (its score, ids or arrivals were not read, or the
     table was refused); False for other files, a labels or conversations table, and a parquet polars cannot read."""
-    if path.suffix.lower() != ".parquet":
+    if file_suffix(path) != ".parquet":
         return False
     try:
         head = pl.read_parquet(path, n_rows=0)
@@ -1318,7 +1318,7 @@ def _arrival_place(df: pl.DataFrame, path: Path) -> tuple:
     ids = df["source_id"].cast(pl.String) if "source_id" in df.columns else None
     named = lambda at: f" (id {ids[at]!r})" if ids is not None and ids[at] else ""  # noqa: E731
     if RECORD_NUMBER in df.columns:
-        records = path.suffix.lower() != ".parquet"
+        records = file_suffix(path) != ".parquet"
         return ((lambda at: f"{'record' if records else 'row'} {df[RECORD_NUMBER][at]:,}{named(at)}"),
                 "key" if records else "column")
     if ids is not None:  # (a first turn's: records skipped are no rows)
@@ -1347,7 +1347,7 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     numbered = "request_id" not in df.columns
     rows = df[FILE_ROW] if FILE_ROW in df.columns else None
     df = df.drop(FILE_ROW, strict=False)
-    what = "line" if path.suffix.lower() == ".jsonl" else "row"
+    what = "line" if file_suffix(path) == ".jsonl" else "row"
     df = validate(_numbered(df) if numbered else df, str(path),
                   None if rows is None else lambda row: f"{what} {rows[row]}", count_names)
     _no_blank_texts(df, lambda row: (f"{path}:{rows[row]}" if what == "line" else f"{path}: row {rows[row]}")
@@ -1538,7 +1538,7 @@ def _names_added_lengths(path: Path) -> bool:
     key's probe: False for other files and a file that cannot be read (loading it says why)."""
     import csv
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix == ".csv":
             with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
@@ -1563,7 +1563,7 @@ def _conversations_give_arrivals(path: Path) -> bool:
 def _conversations_file(path: Path) -> bool:
     """Whether ``path`` is read as conversations: a ``.json``, a ``.jsonl`` of conversations
     (:func:`jsonl_conversations`) or a conversations parquet. False for a parquet polars cannot read."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         return (suffix == ".json" or (suffix == ".jsonl" and jsonl_conversations(path)) or (
             suffix == ".parquet" and is_conversation_table(pl.read_parquet(path, n_rows=0))))
@@ -1576,7 +1576,7 @@ def _reads_other_arrival_names(path: Path) -> bool:
     were read before (:func:`arrival_suffix`: ``timestamp``, ``TIMESTAMP``, ``arrived_at``; not Mooncake's
     ``timestamp``, read before): they travelled along unread, every request at t = 0. (Date-time text, now read too,
     was refused.) False for other files and a file not readable as its format (loading it says why)."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix == ".parquet":
             from ltrsched.workloads.labels import is_labels
@@ -1625,7 +1625,7 @@ def _conversations_may_hold(path: Path, in_bytes) -> bool:
     """Whether ``path`` may hold conversations a parse rule changed for: a ``.json``/``.jsonl`` whose bytes
     ``in_bytes`` finds it in, or any conversations parquet (its strings are compressed). False for other files and a
     file that cannot be read (loading it says why)."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix in (".json", ".jsonl"):
             return in_bytes(path.read_bytes())
@@ -1641,7 +1641,7 @@ def _parquet_gives_counts(path: Path) -> bool:
     any of :data:`~ltrsched.workloads.schema.LENGTH_NAMES`), or a flat table's under another tool's name where it
     lacks ours (``input_tokens``: the text was counted instead). False for other files and a parquet polars cannot
     read."""
-    if path.suffix.lower() != ".parquet":
+    if file_suffix(path) != ".parquet":
         return False
     try:
         head = pl.read_parquet(path, n_rows=0)
@@ -1658,7 +1658,7 @@ def _parquet_counts_twice(path: Path) -> bool:
     (``prompt_tokens`` and ``input_len``), which loading read as ours, silently, before it was refused
     (:func:`~ltrsched.workloads.schema.length_columns`): a run cached before must not stand for it. False for other
     files and a parquet polars cannot read."""
-    if path.suffix.lower() != ".parquet":
+    if file_suffix(path) != ".parquet":
         return False
     try:
         cols = pl.read_parquet(path, n_rows=0).columns
@@ -1675,7 +1675,7 @@ def _gives_unit_arrivals(path: Path) -> bool:
     file not readable as its format (loading it says why)."""
     import csv
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     names = {f"{n}{s}" for n in CSV_COLUMNS["arrival_time"] for s in UNIT_SUFFIXES}
     try:
         if suffix == ".csv":
@@ -1705,13 +1705,13 @@ def _jsonl_gives_columns(path: Path) -> bool:
     whose bytes name one of them (or hold a ``\\u`` escape, which could spell one) is parsed."""
     import csv
 
-    if path.suffix.lower() == ".parquet":  # a conversations table's columns (it dropped them: `ltr` said it had no
+    if file_suffix(path) == ".parquet":  # a conversations table's columns (it dropped them: `ltr` said it had no
         try:  # score, `po` drew its estimates, every request arrived at t = 0)
             head = pl.read_parquet(path, n_rows=0)
         except Exception:
             return False
         return is_conversation_table(head) and any(c in head.columns for c in TABLE_COLUMNS)
-    if path.suffix.lower() == ".csv":
+    if file_suffix(path) == ".csv":
         try:
             with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
                 header = next(csv.reader(fh), [])
@@ -1719,7 +1719,7 @@ def _jsonl_gives_columns(path: Path) -> bool:
             return False
         return any(name.strip().lower() in NUMERIC_OPTIONAL_COLUMNS and name not in NUMERIC_OPTIONAL_COLUMNS
                    for name in header)
-    if path.suffix.lower() != ".jsonl":
+    if file_suffix(path) != ".jsonl":
         return False
     try:
         data = path.read_bytes()
@@ -1742,7 +1742,7 @@ def _jsonl_gives_mooncake(path: Path) -> bool:
     """Whether a ``.jsonl`` has a line with one of Mooncake's keys (:data:`MOONCAKE_KEYS`), which loading ignored
     before; False for other files and one not readable as JSON Lines. Only a file whose bytes name one of them (or
     hold a ``\\u`` escape, which could spell one) is parsed."""
-    if path.suffix.lower() != ".jsonl":
+    if file_suffix(path) != ".jsonl":
         return False
     try:
         data = path.read_bytes()
@@ -1764,7 +1764,7 @@ def _gives_ids(path: Path) -> bool:
     readable as its format (loading it says why)."""
     import csv
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     if suffix not in (".csv", ".jsonl"):
         return False
     try:
@@ -1784,7 +1784,7 @@ def _gives_id_name(path: Path) -> bool:
     a file that is not readable as its format (loading it says why)."""
     import csv
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix == ".parquet":
             schema = pl.read_parquet_schema(path)
@@ -1806,7 +1806,7 @@ def _table_gives_system(path: Path) -> bool:
     key marked it; False for other files and one not readable as its format (loading it says why)."""
     import csv
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix == ".csv":
             with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
@@ -1851,7 +1851,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
     if path.is_dir():
         raise UserError(f"workload {source!r} is a directory, not a file")
     check_not_special(path, "workload")  # (a pipe, /dev/zero: "the file is empty", of a size 0 that says nothing)
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     check_not_empty(path, "workload")  # (a /proc file, size 0, was "the file is empty")
     if suffix == ".parquet":
         from ltrsched.workloads.labels import is_labels, labels_workload
@@ -1916,9 +1916,8 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
                         "({\"prompt\": ..., \"output_tokens\": N} per line)")
     else:  # (a .csv.gz said "unknown workload format '.gz'" alone)
         raise UserError(file_not_text_hint(path) or stream_dump_error(path)
-                        or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv"
-                        + ("" if suffix not in JSON_LINES_ALIASES else f" (a {suffix} file is JSON lines: name it "
-                                                                       f"{path.stem}.jsonl)"))
+                        or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl (or .ndjson, "
+                        ".jsonlines, .ldjson), .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
     line_splits = arrival.pop("line splits", None)  # (a .jsonl's lines' own, read in its one pass)
     keep = _split_rows(df, path, split, line_splits) if split in FILE_SPLITS else None  # (a file's own split, where
@@ -1936,7 +1935,7 @@ def _conversations_workload(path: Path, num_requests: int | None, seed: int, spl
                             arrival: dict) -> Workload:
     """A conversations file's workload (:func:`_first_turns`), meta ``split`` where its records' own split was read."""
     df, places = _placed(_first_turns(path, num_requests, seed, arrival, split),
-                         "row" if path.suffix.lower() == ".parquet" else "record")
+                         "row" if file_suffix(path) == ".parquet" else "record")
     applied = arrival.pop("file split", None)
     return Workload(df, path.stem, {**_meta(path, arrival, arrival.get("warning")), **places,
                                     **({"split": applied} if applied else {})})
@@ -1957,7 +1956,7 @@ def _split_rows(df: pl.DataFrame, path: Path, split: str, line_splits: dict | No
     parquet's ``split`` column, in any case, or a ``.jsonl`` line's ``split`` key (``line_splits``: each line's, as
     :func:`load_jsonl` read them; None where no line gives one); None for a file without one. One-line
     :class:`UserError` for a value that is no split, naming its row (line)."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     rows = df[FILE_ROW]
     if suffix == ".jsonl":
         if line_splits is None:
@@ -2002,6 +2001,6 @@ def _unit_warning(times: pl.Series, arrival_info: dict, path: Path) -> str | Non
     why = seconds_unit_warning(times.cast(pl.Float64, strict=False).to_numpy())
     if why is None:
         return None
-    what = "key" if path.suffix.lower() == ".jsonl" else "column"
+    what = "key" if file_suffix(path) == ".jsonl" else "column"
     return (f"{path}: its arrival times, read as seconds ({what} {column!r}), {why}; if they are milliseconds, name "
             f"the {what} {column.strip()}_ms (if seconds, {column.strip()}_s, to say so)")

@@ -46,6 +46,7 @@ from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.system_key import SYSTEM_KEY, system_text
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
+from ltrsched.workloads.file_suffix import file_suffix
 
 SUFFIXES = (".json", ".jsonl", ".parquet", ".csv", ".txt")
 _KEY_COLUMNS = ("key", "id", "source_id")
@@ -68,7 +69,7 @@ def load_prompts(path: str | Path, with_system: bool = False) -> pl.DataFrame:
         raise UserError(f"prompts file not found: {path}")
     check_not_empty(path, "prompts file")  # (as a workload's: each format said it otherwise, a parquet "out of
     # specification"; a /proc file, size 0, was "the file is empty")
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     notes: list[str] = []  # the parse's, printed once the prompts are read, or ahead of an error they explain
     try:
         df = _read(path, suffix, notes)

@@ -1,0 +1,60 @@
+"""Users' own serving logs and traces, read as the README says: JSON lines under other names (``.ndjson``), a LiteLLM
+spend-log ``.csv`` export (text ``request_id``), a stream dump given as prompts, a file mixing request lines and
+serving-log records, requests without ids numbered by their place in the file (not by the sample), and parse caches
+kept without their ``.splits.json``. Tiny files, each test well under a second."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli_fast
+from ltrsched.workloads import load_workload
+
+
+def write(path, records) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+def requests(workload) -> dict:
+    """A workload's requests as plain lists, id first, to compare two loads."""
+    df = workload.df.sort("request_id")
+    return {c: df[c].to_list() for c in df.columns}
+
+
+LINES = [{"prompt": f"question number {i} about the weather", "output_tokens": 3 + i, "arrival_time": 0.5 * i}
+         for i in range(6)]
+CONVERSATIONS = [{"id": f"c{i}", "messages": [{"role": "user", "content": f"tell me about topic {i} in detail"},
+                                              {"role": "assistant", "content": "word " * (5 + i)}]}
+                 for i in range(6)]
+
+
+@pytest.mark.parametrize("suffix", [".ndjson", ".jsonlines", ".ldjson", ".NDJSON"])
+def test_json_lines_under_another_name_are_read_as_their_jsonl_copy(tmp_path, capsys, suffix):
+    """They were refused: "unknown workload format '.ndjson' ... (a .ndjson file is JSON lines: name it w.jsonl)"."""
+    copy = write(tmp_path / "w.jsonl", LINES)
+    other = write(tmp_path / f"w{suffix}", LINES)
+    assert requests(load_workload(other)) == requests(load_workload(copy))
+    assert requests(load_workload(other, num_requests=3, seed=2)) == requests(load_workload(copy, num_requests=3,
+                                                                                           seed=2))
+    result = run_cli_fast(capsys, "workloads", other)
+    assert result.returncode == 0, result.stderr
+
+
+def test_conversations_as_ndjson_share_the_jsonl_copys_parse_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    copy = write(tmp_path / "c.jsonl", CONVERSATIONS)
+    other = write(tmp_path / "c.ndjson", CONVERSATIONS)
+    first = requests(load_workload(copy))
+    entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert requests(load_workload(other)) == first
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries  # (the same entry: none added)
+
+
+def test_another_suffix_is_still_an_unknown_format(tmp_path, capsys):
+    (tmp_path / "w.yaml").write_text('{"prompt": "hi", "output_tokens": 3}\n')
+    assert_one_line_error(run_cli_fast(capsys, "workloads", str(tmp_path / "w.yaml")),
+                          "unknown workload format '.yaml'", ".ndjson")
