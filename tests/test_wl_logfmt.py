@@ -58,3 +58,29 @@ def test_another_suffix_is_still_an_unknown_format(tmp_path, capsys):
     (tmp_path / "w.yaml").write_text('{"prompt": "hi", "output_tokens": 3}\n')
     assert_one_line_error(run_cli_fast(capsys, "workloads", str(tmp_path / "w.yaml")),
                           "unknown workload format '.yaml'", ".ndjson")
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_requests_without_ids_are_numbered_by_their_place_in_the_file_before_sampling(tmp_path, kind):
+    """Each request's output length is its place + 10: its id is its place in the file whatever -n draws (they were
+    numbered after sampling: -n 3 and -n 5 gave one request two ids)."""
+    rows = [{"prompt_tokens": 5, "output_tokens": 10 + i} for i in range(8)]
+    if kind == "csv":
+        (tmp_path / "w.csv").write_text("prompt_tokens,output_tokens\n"
+                                        + "".join(f"{r['prompt_tokens']},{r['output_tokens']}\n" for r in rows))
+    else:
+        write(tmp_path / "w.jsonl", rows)
+    path = str(tmp_path / f"w.{kind}")
+    for n in (3, 5, None):
+        df = load_workload(path, num_requests=n, seed=4).df
+        assert df["request_id"].to_list() == [o - 10 for o in df["output_tokens"].to_list()], n
+
+
+def test_a_file_without_ids_is_marked_in_run_cache_keys(tmp_path):
+    """Runs cached before numbered a -n sample in its order: their keys differ from now's."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    (tmp_path / "w.csv").write_text("prompt_tokens,output_tokens\n5,10\n")
+    (tmp_path / "i.csv").write_text("request_id,prompt_tokens,output_tokens\n7,5,10\n")
+    assert workload_fingerprint(str(tmp_path / "w.csv"))["numbered"] == "file order, before sampling"
+    assert "numbered" not in workload_fingerprint(str(tmp_path / "i.csv"))

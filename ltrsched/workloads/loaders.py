@@ -95,8 +95,10 @@ minutes, or Unix milliseconds) carry a warning that ``replay`` arrivals print, n
 workloads in seconds do not.
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
-for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
-after). Errors name the file.
+for every format); without them the requests are numbered 0, 1, ...: a parquet's, a ``.csv``'s and a request
+``.jsonl``'s in the file's order, before a split or ``-n`` sample (a request keeps its id whatever the sample), a
+conversation file's first turns in the order of the paper's selection and sample (as the built-in ``sharegpt``'s).
+Errors name the file.
 
 Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error naming its line
 (:mod:`ltrsched.workloads.utf8`), never replaced; a UTF-16 or UTF-32 file is an error saying so, and a compressed one
@@ -1342,8 +1344,10 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     name the file (``path``), and a count's column by the file's own name (``count_names``: ours -> the file's, e.g.
     ``input_len``, as a ``.jsonl``'s error names the line's key). ``keep`` (a flag per row: a split's,
     :func:`_split_rows`) selects the rows sampled from, once every row is checked. Rows without a ``request_id``
-    column are numbered 0, 1, ... after sampling. The rows sampled keep their :data:`FILE_ROW` (where ``df`` has it:
-    :func:`_placed` takes it out)."""
+    column are numbered 0, 1, ... in the file's order (each request's place among the file's requests), before the
+    split and the sample: a request keeps its id whatever ``num_requests`` (it was numbered after sampling, so ``-n
+    100`` and ``-n 200`` gave one request two ids, and two draws of the score noise that follows ids). The rows
+    sampled keep their :data:`FILE_ROW` (where ``df`` has it: :func:`_placed` takes it out)."""
     numbered = "request_id" not in df.columns
     rows = df[FILE_ROW] if FILE_ROW in df.columns else None
     df = df.drop(FILE_ROW, strict=False)
@@ -1356,8 +1360,7 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
         df = df.with_columns(rows)
     if keep is not None:
         df = df.filter(keep)
-    df = sample_rows(df, num_requests, seed, str(path))
-    return _numbered(df) if numbered else df
+    return sample_rows(df, num_requests, seed, str(path))
 
 
 def _placed(df: pl.DataFrame, unit: str) -> tuple[pl.DataFrame, dict]:
@@ -1521,7 +1524,10 @@ def workload_fingerprint(source: str) -> dict[str, str]:
                if may_give_usage(path) else {}),
             # (a request file's 'id' of whole numbers read as its ids since this marker: runs cached before numbered
             # the requests)
-            **({"id": "read as the request id"} if _gives_id_name(path) else {})}
+            **({"id": "read as the request id"} if _gives_id_name(path) else {}),
+            # (a .csv's or .jsonl's requests without ids numbered in the file's order before -n samples them since this
+            # marker: runs cached before numbered the sample, in its order)
+            **({"numbered": "file order, before sampling"} if _numbers_requests(path) else {})}
 
 
 #: Names of :data:`~ltrsched.workloads.schema.LENGTH_NAMES` read since a later change (in lower case): a ``.csv``
@@ -1775,6 +1781,18 @@ def _gives_ids(path: Path) -> bool:
             return isinstance(record, dict) and "request_id" in record
     except (OSError, ValueError, RecursionError, csv.Error):  # (a first record nested too deeply: was a traceback)
         return False
+
+
+def _numbers_requests(path: Path) -> bool:
+    """Whether a ``.csv`` or a ``.jsonl`` of request lines gives no ``request_id`` (:func:`_gives_ids`), so that its
+    requests are numbered (:func:`_sample_checked`). A cache key's probe: False for other files."""
+    suffix = file_suffix(path)
+    try:
+        if suffix not in (".csv", ".jsonl") or (suffix == ".jsonl" and jsonl_conversations(path)):
+            return False
+    except Exception:  # (a file not readable as its format: loading it says why)
+        return False
+    return not _gives_ids(path)
 
 
 def _gives_id_name(path: Path) -> bool:
