@@ -84,3 +84,48 @@ def test_a_file_without_ids_is_marked_in_run_cache_keys(tmp_path):
     (tmp_path / "i.csv").write_text("request_id,prompt_tokens,output_tokens\n7,5,10\n")
     assert workload_fingerprint(str(tmp_path / "w.csv"))["numbered"] == "file order, before sampling"
     assert "numbered" not in workload_fingerprint(str(tmp_path / "i.csv"))
+
+
+#: A LiteLLM spend log's rows (its LiteLLM_SpendLogs columns, as its database and UI export them): request_id text,
+#: startTime an ISO date-time, the usage counts beside.
+SPEND_HEADER = ("request_id,call_type,api_key,spend,total_tokens,prompt_tokens,completion_tokens,startTime,endTime,"
+                "model,api_base,user,metadata,cache_hit,cache_key,request_tags,status")
+SPEND_ROWS = [("chatcmpl-9f1a2b", "2024-05-20T10:00:00.000000+00:00", 30, 100),
+              ("chatcmpl-0a77c1", "2024-05-20T10:00:01.250000+00:00", 20, 50),
+              ("chatcmpl-33bd90", "2024-05-20T10:00:03.000000+00:00", 45, 200),
+              ("a1b2c3d4-0000-4000-8000-000000000004", "2024-05-20T10:00:03.500000+00:00", 12, 7)]
+
+
+def spend_csv(path) -> str:
+    path.write_text(SPEND_HEADER + "\n" + "".join(
+        f'{rid},acompletion,88dc28d0,0.0001,{p + c},{p},{c},{start},{start},gpt-4o-mini,https://api.openai.com,,'
+        f'"{{""user_api_key"": ""x""}}",False,Cache OFF,[],success\n' for rid, start, p, c in SPEND_ROWS))
+    return str(path)
+
+
+def test_a_litellm_spend_log_csv_is_read_its_text_ids_numbered_in_file_order(tmp_path, capsys):
+    """It was refused: "row 1: request_id 'chatcmpl-9f1a2b' is not a whole number"."""
+    df = load_workload(spend_csv(tmp_path / "spend.csv")).df.sort("request_id")
+    assert df["request_id"].to_list() == [0, 1, 2, 3]
+    assert df["prompt_tokens"].to_list() == [30, 20, 45, 12]
+    assert df["output_tokens"].to_list() == [100, 50, 200, 7]
+    assert df["arrival_time"].to_list() == [0.0, 1.25, 3.0, 3.5]  # (startTime, seconds since the first)
+    sampled = load_workload(str(tmp_path / "spend.csv"), num_requests=2, seed=1).df
+    assert sampled["request_id"].to_list() == [[30, 20, 45, 12].index(p) for p in sampled["prompt_tokens"]]
+    result = run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "spend.csv"), "-P", "fcfs", "--arrival", "replay")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_litellm_spend_log_csv_reads_as_its_jsonl_export(tmp_path):
+    """The same rows as LiteLLM's .jsonl records (log_records.litellm_lengths): the same requests."""
+    lines = [{"request_id": rid, "call_type": "acompletion", "spend": 0.0001, "total_tokens": p + c,
+              "prompt_tokens": p, "completion_tokens": c, "startTime": start, "model": "gpt-4o-mini",
+              "messages": {}, "response": {}} for rid, start, p, c in SPEND_ROWS]
+    assert requests(load_workload(spend_csv(tmp_path / "s.csv"))) == requests(
+        load_workload(write(tmp_path / "s.jsonl", lines)))
+
+
+def test_a_text_request_id_outside_a_litellm_log_is_still_refused(tmp_path, capsys):
+    (tmp_path / "w.csv").write_text("request_id,prompt_tokens,output_tokens\nabc,5,10\n")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "w.csv")),
+                          "row 1: request_id 'abc' is not a whole number")

@@ -65,7 +65,9 @@ Files, by suffix:
   counting them, :func:`drop_failed_requests`; its ``Log Type``, ``Model`` and ``Total tokens`` are not read; every
   other name of :data:`~ltrsched.workloads.schema.LENGTH_NAMES`, e.g. OpenAI's usage ``completion_tokens``, and
   Mooncake's ``input_length``/``output_length``, beside which a plain-named numeric ``timestamp`` is an error: Mooncake
-  gives it in milliseconds, so the name must say which, ``timestamp_ms`` or ``timestamp_s``). Arrival times are
+  gives it in milliseconds, so the name must say which, ``timestamp_ms`` or ``timestamp_s``; LiteLLM's spend-log
+  export, its text ``request_id`` numbered in file order, ``startTime`` the arrival time:
+  :func:`~ltrsched.workloads.log_records.litellm_table`). Arrival times are
   seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0. Any
   of those names with ``_ms`` (``arrived_at_ms``, ``timestamp_ms``) holds milliseconds, with ``_s`` seconds. Two
@@ -147,6 +149,7 @@ from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.id_names import ID_NAME, adopted_ids, id_column, whole_number, whole_numbers
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.load_progress import LoadProgress
+from ltrsched.workloads.log_records import LITELLM_START, litellm_table
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES, REQUIRED_COLUMNS,
     RUN_RESULT_COUNTS,
@@ -956,10 +959,13 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raw = join_system_column(raw, prompt, str(path))
     cols, names_found = {}, {}
     plain = None  # the arrival column, if its times are numbers under a name without a unit (seconds)
+    litellm = litellm_table(raw.columns)  # (a LiteLLM spend log: its text request_id was refused, "not a whole number")
     for ours, names in CSV_COLUMNS.items():
         scale = 1.0
         if ours == "arrival_time":
             found, suffix = _csv_arrival_column(raw, names, path)
+            if found is None and litellm:  # (its startTime, date-times: the arrival times, as its .jsonl's)
+                found = _csv_column(raw, (LITELLM_START.lower(),), ours, path)
             plain = None if suffix else found
             if arrival_info is not None and found is not None:
                 arrival_info.update(column=found, unit=suffix or None)
@@ -1030,6 +1036,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     # numbered: duplicate ids passed, and results named other ids than the user's)
     ids = _csv_column(raw, ("request_id",), "request_id", path)
     other = id_column(raw.columns) if ids is None else None  # (a file's 'id', whole numbers on every row: id_names)
+    if litellm:  # (LiteLLM's request_id is its label, as a file's 'id' is: the rows numbered where it is text)
+        ids, other = None, ids
     other_ids = adopted_ids(whole_numbers(_spaced_numbers(raw[other]))) if other is not None else None
     for name in OPTIONAL_COLUMNS:  # in any case, as the others (a 'Score' or 'PO_ESTIMATE' column was dropped:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
