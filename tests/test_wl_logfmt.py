@@ -129,3 +129,38 @@ def test_a_text_request_id_outside_a_litellm_log_is_still_refused(tmp_path, caps
     (tmp_path / "w.csv").write_text("request_id,prompt_tokens,output_tokens\nabc,5,10\n")
     assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "w.csv")),
                           "row 1: request_id 'abc' is not a whole number")
+
+
+def stream_dump() -> str:
+    """Two OpenAI chat streams as `curl -N` writes them: data lines, a usage chunk, [DONE]."""
+    out = []
+    for i in range(2):
+        head = {"id": f"chatcmpl-{i}", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        out += [f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {'content': w}}]})}\n\n"
+                for w in ("Paris", " it", " is.")]
+        usage = {"prompt_tokens": 10 + i, "completion_tokens": 3, "total_tokens": 13 + i}
+        out += [f"data: {json.dumps({**head, 'choices': [], 'usage': usage})}\n\n", "data: [DONE]\n\n"]
+    return "".join(out)
+
+
+@pytest.mark.parametrize("name", ["dump.jsonl", "dump.txt", "events.jsonl"])
+def test_labelling_a_stream_dump_says_it_holds_no_prompts(tmp_path, capsys, name):
+    """It was "dump.jsonl:1: not valid JSON (Expecting value)"; a .txt's data lines were read as prompts."""
+    if name == "events.jsonl":
+        write(tmp_path / name, [{"event": "message", "data": line.removeprefix("data: ").strip()}
+                                for line in stream_dump().split("\n\n") if line])
+    else:
+        (tmp_path / name).write_text(stream_dump())
+    assert_one_line_error(run_cli_fast(capsys, "label", "--prompts", str(tmp_path / name), "--out",
+                                       str(tmp_path / "labels.parquet")),
+                          f"{name}: a dump of streamed responses", "without the prompts they answer")
+    if name.endswith(".jsonl"):  # (as a workload it is read: lengths alone, a request a stream)
+        assert load_workload(str(tmp_path / name)).df["prompt_tokens"].to_list() == [10, 11]
+
+
+def test_a_prompts_txt_whose_first_prompt_opens_with_data_is_read(tmp_path):
+    from ltrsched.workloads.prompts import load_prompts
+
+    (tmp_path / "p.txt").write_text("data: what does it say about the users?\nsecond prompt\n")
+    assert load_prompts(tmp_path / "p.txt")["prompt"].to_list() == ["data: what does it say about the users?",
+                                                                     "second prompt"]

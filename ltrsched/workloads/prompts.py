@@ -148,6 +148,11 @@ def _jsonl(path: Path) -> pl.DataFrame:
 def _read(path: Path, suffix: str, notes: list[str]) -> pl.DataFrame:
     """:func:`load_prompts`' prompts of ``path`` (its ``suffix`` in lower case), keys checked; the parse's warnings
     appended to ``notes``."""
+    from ltrsched.workloads.sse_logs import stream_prompts_error
+
+    dump = stream_prompts_error(path) if suffix in (".jsonl", ".txt") else None
+    if dump is not None:  # (a .jsonl's was "not valid JSON"; a .txt's 'data: {...}' lines were labelled as prompts)
+        raise UserError(dump)
     if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)) or (
             suffix == ".jsonl" and _jsonl_conversations(path)):
         from ltrsched.workloads.conversation_prompts import conversation_prompts
