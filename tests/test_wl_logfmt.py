@@ -164,3 +164,23 @@ def test_a_prompts_txt_whose_first_prompt_opens_with_data_is_read(tmp_path):
     (tmp_path / "p.txt").write_text("data: what does it say about the users?\nsecond prompt\n")
     assert load_prompts(tmp_path / "p.txt")["prompt"].to_list() == ["data: what does it say about the users?",
                                                                      "second prompt"]
+
+
+def test_a_parse_cache_without_its_splits_sidecar_gets_one_and_the_file_is_not_read_again(tmp_path, monkeypatch):
+    """A parse cached before .splits.json was kept: every load asking for a split read the whole file again
+    (record_splits), on every load, the cache never rebuilt (the split itself was right)."""
+    import ltrsched.workloads.sharegpt as sharegpt
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    records = [{**c, "split": "eval" if i % 3 == 0 else "train"} for i, c in enumerate(CONVERSATIONS)]
+    path = write(tmp_path / "c.jsonl", records)
+    first = requests(load_workload(path, split="train"))
+    sidecars = list((tmp_path / "cache").glob("*.splits.json"))
+    assert len(sidecars) == 1
+    sidecars[0].unlink()  # (a cache as written before the sidecar)
+    reads = []
+    read = sharegpt.conversation_records
+    monkeypatch.setattr(sharegpt, "conversation_records", lambda *a, **k: reads.append(1) or read(*a, **k))
+    for _ in range(3):
+        assert requests(load_workload(path, split="train")) == first
+    assert len(reads) == 1 and sidecars[0].is_file()

@@ -1401,11 +1401,22 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                 file_suffix(src) in (".json", ".jsonl")):  # (its bytes name no split key: no record gives one)
             split_check.known = True
         elif df is not None and kept_splits is not None and split_check is not None:
-            try:  # (none kept, or damaged: the check stays unknown, and record_splits reads the file)
+            try:
                 kept = SplitCheck.from_json(json.loads(kept_splits.read_text(encoding="utf-8")))
                 split_check.known, split_check.keyed, split_check.off = kept.known, kept.keyed, kept.off
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError):  # (none kept: a parse cached before it was, or damaged): a .json's or
+                # .jsonl's every record's split checked in one pass and kept, as the parse keeps it (record_splits read
+                # the whole file again on every load that asked for a split: the cache was never rebuilt); a
+                # parquet's column, in any case, is checked by record_splits as before
+                if file_suffix(src) in (".json", ".jsonl"):
+                    records, _ = conversation_records(src)
+                    for number, record in enumerate(records, 1):
+                        split_check.see(number, record)
+                    split_check.known = True
+                    try:
+                        atomic.write_text(kept_splits, strict_json.dumps(split_check.to_json()))
+                    except UserError:
+                        pass  # caching is an optimisation only
     if df is None:
         lines = []
         check = SplitCheck() if split_check is None else split_check
