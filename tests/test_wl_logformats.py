@@ -357,15 +357,3 @@ def test_a_batch_output_line_among_request_log_records_is_refused(tmp_path, caps
     path = write(tmp_path / "m.jsonl", [{"request": REQUEST, "response": chat_response(None)}, batch])
     assert_one_line_error(run_cli_fast(capsys, "workloads", path),
                           "m.jsonl: record 2 is an OpenAI Batch API output line", "a file holds one format")
-
-
-@pytest.mark.parametrize("suffix", [".ndjson", ".jsonlines", ".ldjson"])
-def test_a_json_lines_file_by_another_name_is_told_to_be_named_jsonl(tmp_path, suffix):
-    """LiteLLM and other tools write newline-delimited JSON as .ndjson: 'unknown workload format' named no fix."""
-    from ltrsched.errors import UserError
-    from ltrsched.workloads.loaders import load_workload
-
-    path = tmp_path / f"logs{suffix}"
-    path.write_text('{"prompt": "hi", "output_tokens": 3}\n')
-    with pytest.raises(UserError, match=rf"unknown workload format '\{suffix}'.* JSON lines: name it logs\.jsonl\)$"):
-        load_workload(str(path))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ltrsched.workloads.file_suffix import file_suffix
+
 #: A file's names for the arrival times (in any case, with spaces around them): ours, ``arrived_at``, ``arrival``,
 #: ``timestamp`` (Azure's ``TIMESTAMP``, LMSYS's ``timestamp``, BurstGPT's ``Timestamp``) and ``tstamp`` (Chatbot
 #: Arena's conversations, Unix seconds: :data:`ADDED_NAMES`).
@@ -122,7 +124,7 @@ def file_may_name_added(path: Path) -> bool:
 
     import polars as pl
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix in (".json", ".jsonl"):
             data = path.read_bytes()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.workloads.file_suffix import file_suffix
 
 #: The column (key) a file gives its own split under (a column in any case).
 SPLIT_NAME = "split"
@@ -53,7 +54,7 @@ def record_splits(path, name: str | None) -> tuple[list, object] | None:
     path = Path(path)
     if name is None or not may_give_split(path):  # (a file whose bytes never name the key: not read again)
         return None
-    if path.suffix.lower() == ".parquet":
+    if file_suffix(path) == ".parquet":
         columns = [c for c in ("id", "conversation_id") if c in pl.read_parquet_schema(path)][:1]
         table = pl.read_parquet(path, columns=[name, *columns])
         values = table[name].to_list()
@@ -67,7 +68,7 @@ def record_splits(path, name: str | None) -> tuple[list, object] | None:
         values = [r.get(SPLIT_NAME) for _, r in numbered]
         ids = [str(r.get("id", r.get("conversation_id", ""))) for _, r in numbered]
         numbers = [n for n, _ in numbered]
-    kind = "row" if path.suffix.lower() == ".parquet" else "record"
+    kind = "row" if file_suffix(path) == ".parquet" else "record"
     return values, lambda at: f"{kind} {numbers[at]:,}" + (f" (id {ids[at]!r})" if ids[at] else "")
 
 

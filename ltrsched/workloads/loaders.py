@@ -13,7 +13,8 @@ Files, by suffix:
   durations as seconds. A flat table's column names are read in any case and with spaces around them, as a ``.csv``'s
   (``PROMPT``, ``Generated``, ``Request_ID``, ``Arrival_Time_ms``, ``Score``: :data:`PARQUET_ANY_CASE`, and the
   token counts' names); two columns whose names differ only so (``prompt`` and ``Prompt``) are an error naming both.
-- ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces; ``"response"`` or
+- ``.jsonl`` (or ``.ndjson``, ``.jsonlines``, ``.ldjson``: :mod:`ltrsched.workloads.file_suffix`): one
+  ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces; ``"response"`` or
   OpenAI's legacy fine-tuning ``"completion"`` for ``"generated"`` too, as a parquet's column); lengths are
   re-tokenized with the Llama-3 tokenizer (a number where text belongs is an error naming the line); an optional
   ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
@@ -64,7 +65,9 @@ Files, by suffix:
   counting them, :func:`drop_failed_requests`; its ``Log Type``, ``Model`` and ``Total tokens`` are not read; every
   other name of :data:`~ltrsched.workloads.schema.LENGTH_NAMES`, e.g. OpenAI's usage ``completion_tokens``, and
   Mooncake's ``input_length``/``output_length``, beside which a plain-named numeric ``timestamp`` is an error: Mooncake
-  gives it in milliseconds, so the name must say which, ``timestamp_ms`` or ``timestamp_s``). Arrival times are
+  gives it in milliseconds, so the name must say which, ``timestamp_ms`` or ``timestamp_s``; LiteLLM's spend-log
+  export, its text ``request_id`` numbered in file order, ``startTime`` the arrival time:
+  :func:`~ltrsched.workloads.log_records.litellm_table`). Arrival times are
   seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0. Any
   of those names with ``_ms`` (``arrived_at_ms``, ``timestamp_ms``) holds milliseconds, with ``_s`` seconds. Two
@@ -94,8 +97,10 @@ minutes, or Unix milliseconds) carry a warning that ``replay`` arrivals print, n
 workloads in seconds do not.
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
-for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
-after). Errors name the file.
+for every format); without them the requests are numbered 0, 1, ...: a parquet's, a ``.csv``'s and a request
+``.jsonl``'s in the file's order, before a split or ``-n`` sample (a request keeps its id whatever the sample), a
+conversation file's first turns in the order of the paper's selection and sample (as the built-in ``sharegpt``'s).
+Errors name the file.
 
 Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error naming its line
 (:mod:`ltrsched.workloads.utf8`), never replaced; a UTF-16 or UTF-32 file is an error saying so, and a compressed one
@@ -144,6 +149,7 @@ from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.id_names import ID_NAME, adopted_ids, id_column, whole_number, whole_numbers
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.load_progress import LoadProgress
+from ltrsched.workloads.log_records import LITELLM_START, litellm_table
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES, REQUIRED_COLUMNS,
     RUN_RESULT_COUNTS,
@@ -167,6 +173,7 @@ from ltrsched.workloads.stream_files import log_records
 from ltrsched.workloads.system_key import SYSTEM_KEY, join_system_column, system_column, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_text_hint, lf_line_ends, lone_surrogate
+from ltrsched.workloads.file_suffix import file_suffix
 
 CSV_COLUMNS = {"arrival_time": ARRIVAL_NAMES, **LENGTH_NAMES}
 
@@ -191,8 +198,6 @@ FAILED_OUTPUT_NAMES = ("response tokens",)
 #: (the one read was used, silently), and where the reply's text is read the two are an error naming both
 #: (:func:`_one_reply`).
 UNREAD_REPLY_NAMES = ("output",)
-#: Other names of JSON-lines files (newline-delimited JSON), read as ``.jsonl`` once renamed.
-JSON_LINES_ALIASES = (".ndjson", ".jsonlines", ".ldjson")
 
 
 def _one_reply(names, where: str, what: str = "columns") -> None:
@@ -478,7 +483,7 @@ def _jsonl_mixes_timestamp_units(path: Path) -> bool:
     (seconds), which loading read in two units before it was refused (:func:`_timestamp_units_error`); False for
     other files and one not readable as JSON Lines. Only a file whose bytes name both (or hold a ``\\u`` escape) is
     parsed."""
-    if path.suffix.lower() != ".jsonl":
+    if file_suffix(path) != ".jsonl":
         return False
     try:
         data = path.read_bytes()
@@ -828,7 +833,7 @@ def _record_split(records: pl.DataFrame, path: Path, split: str, check: SplitChe
     too (:func:`~ltrsched.workloads.file_splits.record_splits`: theirs were never checked), as ``check`` has them
     where the parse checked them (a ``.json``'s or ``.jsonl``'s: the file is not read again). (A record's own split was
     dropped: ``train`` refused such a file as one without a split.)"""
-    table = path.suffix.lower() == ".parquet"
+    table = file_suffix(path) == ".parquet"
     name = split_column(pl.read_parquet_schema(path), str(path)) if table else SPLIT_NAME
     if check is not None and check.known:  # (a .json's or .jsonl's, checked in the parse's pass)
         check.refuse_off(str(path))
@@ -954,10 +959,13 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raw = join_system_column(raw, prompt, str(path))
     cols, names_found = {}, {}
     plain = None  # the arrival column, if its times are numbers under a name without a unit (seconds)
+    litellm = litellm_table(raw.columns)  # (a LiteLLM spend log: its text request_id was refused, "not a whole number")
     for ours, names in CSV_COLUMNS.items():
         scale = 1.0
         if ours == "arrival_time":
             found, suffix = _csv_arrival_column(raw, names, path)
+            if found is None and litellm:  # (its startTime, date-times: the arrival times, as its .jsonl's)
+                found = _csv_column(raw, (LITELLM_START.lower(),), ours, path)
             plain = None if suffix else found
             if arrival_info is not None and found is not None:
                 arrival_info.update(column=found, unit=suffix or None)
@@ -1028,6 +1036,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     # numbered: duplicate ids passed, and results named other ids than the user's)
     ids = _csv_column(raw, ("request_id",), "request_id", path)
     other = id_column(raw.columns) if ids is None else None  # (a file's 'id', whole numbers on every row: id_names)
+    if litellm:  # (LiteLLM's request_id is its label, as a file's 'id' is: the rows numbered where it is text)
+        ids, other = None, ids
     other_ids = adopted_ids(whole_numbers(_spaced_numbers(raw[other]))) if other is not None else None
     for name in OPTIONAL_COLUMNS:  # in any case, as the others (a 'Score' or 'PO_ESTIMATE' column was dropped:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
@@ -1228,7 +1238,7 @@ def _parquet_reads_any_case(path: Path) -> bool:
     """Whether ``path`` is a flat parquet with a column :func:`_any_case_renames` renames (``Prompt``, ``Score``,
     ``Request_ID``, ``Arrival_Time``), which loading ignored before (its score, ids or arrivals were not read, or the
     table was refused); False for other files, a labels or conversations table, and a parquet polars cannot read."""
-    if path.suffix.lower() != ".parquet":
+    if file_suffix(path) != ".parquet":
         return False
     try:
         head = pl.read_parquet(path, n_rows=0)
@@ -1318,7 +1328,7 @@ def _arrival_place(df: pl.DataFrame, path: Path) -> tuple:
     ids = df["source_id"].cast(pl.String) if "source_id" in df.columns else None
     named = lambda at: f" (id {ids[at]!r})" if ids is not None and ids[at] else ""  # noqa: E731
     if RECORD_NUMBER in df.columns:
-        records = path.suffix.lower() != ".parquet"
+        records = file_suffix(path) != ".parquet"
         return ((lambda at: f"{'record' if records else 'row'} {df[RECORD_NUMBER][at]:,}{named(at)}"),
                 "key" if records else "column")
     if ids is not None:  # (a first turn's: records skipped are no rows)
@@ -1342,12 +1352,14 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     name the file (``path``), and a count's column by the file's own name (``count_names``: ours -> the file's, e.g.
     ``input_len``, as a ``.jsonl``'s error names the line's key). ``keep`` (a flag per row: a split's,
     :func:`_split_rows`) selects the rows sampled from, once every row is checked. Rows without a ``request_id``
-    column are numbered 0, 1, ... after sampling. The rows sampled keep their :data:`FILE_ROW` (where ``df`` has it:
-    :func:`_placed` takes it out)."""
+    column are numbered 0, 1, ... in the file's order (each request's place among the file's requests), before the
+    split and the sample: a request keeps its id whatever ``num_requests`` (it was numbered after sampling, so ``-n
+    100`` and ``-n 200`` gave one request two ids, and two draws of the score noise that follows ids). The rows
+    sampled keep their :data:`FILE_ROW` (where ``df`` has it: :func:`_placed` takes it out)."""
     numbered = "request_id" not in df.columns
     rows = df[FILE_ROW] if FILE_ROW in df.columns else None
     df = df.drop(FILE_ROW, strict=False)
-    what = "line" if path.suffix.lower() == ".jsonl" else "row"
+    what = "line" if file_suffix(path) == ".jsonl" else "row"
     df = validate(_numbered(df) if numbered else df, str(path),
                   None if rows is None else lambda row: f"{what} {rows[row]}", count_names)
     _no_blank_texts(df, lambda row: (f"{path}:{rows[row]}" if what == "line" else f"{path}: row {rows[row]}")
@@ -1356,8 +1368,7 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
         df = df.with_columns(rows)
     if keep is not None:
         df = df.filter(keep)
-    df = sample_rows(df, num_requests, seed, str(path))
-    return _numbered(df) if numbered else df
+    return sample_rows(df, num_requests, seed, str(path))
 
 
 def _placed(df: pl.DataFrame, unit: str) -> tuple[pl.DataFrame, dict]:
@@ -1521,7 +1532,10 @@ def workload_fingerprint(source: str) -> dict[str, str]:
                if may_give_usage(path) else {}),
             # (a request file's 'id' of whole numbers read as its ids since this marker: runs cached before numbered
             # the requests)
-            **({"id": "read as the request id"} if _gives_id_name(path) else {})}
+            **({"id": "read as the request id"} if _gives_id_name(path) else {}),
+            # (a .csv's or .jsonl's requests without ids numbered in the file's order before -n samples them since this
+            # marker: runs cached before numbered the sample, in its order)
+            **({"numbered": "file order, before sampling"} if _numbers_requests(path) else {})}
 
 
 #: Names of :data:`~ltrsched.workloads.schema.LENGTH_NAMES` read since a later change (in lower case): a ``.csv``
@@ -1538,7 +1552,7 @@ def _names_added_lengths(path: Path) -> bool:
     key's probe: False for other files and a file that cannot be read (loading it says why)."""
     import csv
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix == ".csv":
             with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
@@ -1563,7 +1577,7 @@ def _conversations_give_arrivals(path: Path) -> bool:
 def _conversations_file(path: Path) -> bool:
     """Whether ``path`` is read as conversations: a ``.json``, a ``.jsonl`` of conversations
     (:func:`jsonl_conversations`) or a conversations parquet. False for a parquet polars cannot read."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         return (suffix == ".json" or (suffix == ".jsonl" and jsonl_conversations(path)) or (
             suffix == ".parquet" and is_conversation_table(pl.read_parquet(path, n_rows=0))))
@@ -1576,7 +1590,7 @@ def _reads_other_arrival_names(path: Path) -> bool:
     were read before (:func:`arrival_suffix`: ``timestamp``, ``TIMESTAMP``, ``arrived_at``; not Mooncake's
     ``timestamp``, read before): they travelled along unread, every request at t = 0. (Date-time text, now read too,
     was refused.) False for other files and a file not readable as its format (loading it says why)."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix == ".parquet":
             from ltrsched.workloads.labels import is_labels
@@ -1625,7 +1639,7 @@ def _conversations_may_hold(path: Path, in_bytes) -> bool:
     """Whether ``path`` may hold conversations a parse rule changed for: a ``.json``/``.jsonl`` whose bytes
     ``in_bytes`` finds it in, or any conversations parquet (its strings are compressed). False for other files and a
     file that cannot be read (loading it says why)."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix in (".json", ".jsonl"):
             return in_bytes(path.read_bytes())
@@ -1641,7 +1655,7 @@ def _parquet_gives_counts(path: Path) -> bool:
     any of :data:`~ltrsched.workloads.schema.LENGTH_NAMES`), or a flat table's under another tool's name where it
     lacks ours (``input_tokens``: the text was counted instead). False for other files and a parquet polars cannot
     read."""
-    if path.suffix.lower() != ".parquet":
+    if file_suffix(path) != ".parquet":
         return False
     try:
         head = pl.read_parquet(path, n_rows=0)
@@ -1658,7 +1672,7 @@ def _parquet_counts_twice(path: Path) -> bool:
     (``prompt_tokens`` and ``input_len``), which loading read as ours, silently, before it was refused
     (:func:`~ltrsched.workloads.schema.length_columns`): a run cached before must not stand for it. False for other
     files and a parquet polars cannot read."""
-    if path.suffix.lower() != ".parquet":
+    if file_suffix(path) != ".parquet":
         return False
     try:
         cols = pl.read_parquet(path, n_rows=0).columns
@@ -1675,7 +1689,7 @@ def _gives_unit_arrivals(path: Path) -> bool:
     file not readable as its format (loading it says why)."""
     import csv
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     names = {f"{n}{s}" for n in CSV_COLUMNS["arrival_time"] for s in UNIT_SUFFIXES}
     try:
         if suffix == ".csv":
@@ -1705,13 +1719,13 @@ def _jsonl_gives_columns(path: Path) -> bool:
     whose bytes name one of them (or hold a ``\\u`` escape, which could spell one) is parsed."""
     import csv
 
-    if path.suffix.lower() == ".parquet":  # a conversations table's columns (it dropped them: `ltr` said it had no
+    if file_suffix(path) == ".parquet":  # a conversations table's columns (it dropped them: `ltr` said it had no
         try:  # score, `po` drew its estimates, every request arrived at t = 0)
             head = pl.read_parquet(path, n_rows=0)
         except Exception:
             return False
         return is_conversation_table(head) and any(c in head.columns for c in TABLE_COLUMNS)
-    if path.suffix.lower() == ".csv":
+    if file_suffix(path) == ".csv":
         try:
             with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
                 header = next(csv.reader(fh), [])
@@ -1719,7 +1733,7 @@ def _jsonl_gives_columns(path: Path) -> bool:
             return False
         return any(name.strip().lower() in NUMERIC_OPTIONAL_COLUMNS and name not in NUMERIC_OPTIONAL_COLUMNS
                    for name in header)
-    if path.suffix.lower() != ".jsonl":
+    if file_suffix(path) != ".jsonl":
         return False
     try:
         data = path.read_bytes()
@@ -1742,7 +1756,7 @@ def _jsonl_gives_mooncake(path: Path) -> bool:
     """Whether a ``.jsonl`` has a line with one of Mooncake's keys (:data:`MOONCAKE_KEYS`), which loading ignored
     before; False for other files and one not readable as JSON Lines. Only a file whose bytes name one of them (or
     hold a ``\\u`` escape, which could spell one) is parsed."""
-    if path.suffix.lower() != ".jsonl":
+    if file_suffix(path) != ".jsonl":
         return False
     try:
         data = path.read_bytes()
@@ -1764,7 +1778,7 @@ def _gives_ids(path: Path) -> bool:
     readable as its format (loading it says why)."""
     import csv
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     if suffix not in (".csv", ".jsonl"):
         return False
     try:
@@ -1777,6 +1791,18 @@ def _gives_ids(path: Path) -> bool:
         return False
 
 
+def _numbers_requests(path: Path) -> bool:
+    """Whether a ``.csv`` or a ``.jsonl`` of request lines gives no ``request_id`` (:func:`_gives_ids`), so that its
+    requests are numbered (:func:`_sample_checked`). A cache key's probe: False for other files."""
+    suffix = file_suffix(path)
+    try:
+        if suffix not in (".csv", ".jsonl") or (suffix == ".jsonl" and jsonl_conversations(path)):
+            return False
+    except Exception:  # (a file not readable as its format: loading it says why)
+        return False
+    return not _gives_ids(path)
+
+
 def _gives_id_name(path: Path) -> bool:
     """Whether a request file (a ``.csv``'s header, a ``.jsonl``'s first request line, a flat parquet's schema) names
     an ``id`` without a ``request_id`` (:func:`~ltrsched.workloads.id_names.id_column`), read as its requests' ids since
@@ -1784,7 +1810,7 @@ def _gives_id_name(path: Path) -> bool:
     a file that is not readable as its format (loading it says why)."""
     import csv
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix == ".parquet":
             schema = pl.read_parquet_schema(path)
@@ -1806,7 +1832,7 @@ def _table_gives_system(path: Path) -> bool:
     key marked it; False for other files and one not readable as its format (loading it says why)."""
     import csv
 
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix == ".csv":
             with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
@@ -1851,7 +1877,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
     if path.is_dir():
         raise UserError(f"workload {source!r} is a directory, not a file")
     check_not_special(path, "workload")  # (a pipe, /dev/zero: "the file is empty", of a size 0 that says nothing)
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     check_not_empty(path, "workload")  # (a /proc file, size 0, was "the file is empty")
     if suffix == ".parquet":
         from ltrsched.workloads.labels import is_labels, labels_workload
@@ -1916,9 +1942,8 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
                         "({\"prompt\": ..., \"output_tokens\": N} per line)")
     else:  # (a .csv.gz said "unknown workload format '.gz'" alone)
         raise UserError(file_not_text_hint(path) or stream_dump_error(path)
-                        or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv"
-                        + ("" if suffix not in JSON_LINES_ALIASES else f" (a {suffix} file is JSON lines: name it "
-                                                                       f"{path.stem}.jsonl)"))
+                        or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl (or .ndjson, "
+                        ".jsonlines, .ldjson), .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
     line_splits = arrival.pop("line splits", None)  # (a .jsonl's lines' own, read in its one pass)
     keep = _split_rows(df, path, split, line_splits) if split in FILE_SPLITS else None  # (a file's own split, where
@@ -1936,7 +1961,7 @@ def _conversations_workload(path: Path, num_requests: int | None, seed: int, spl
                             arrival: dict) -> Workload:
     """A conversations file's workload (:func:`_first_turns`), meta ``split`` where its records' own split was read."""
     df, places = _placed(_first_turns(path, num_requests, seed, arrival, split),
-                         "row" if path.suffix.lower() == ".parquet" else "record")
+                         "row" if file_suffix(path) == ".parquet" else "record")
     applied = arrival.pop("file split", None)
     return Workload(df, path.stem, {**_meta(path, arrival, arrival.get("warning")), **places,
                                     **({"split": applied} if applied else {})})
@@ -1957,7 +1982,7 @@ def _split_rows(df: pl.DataFrame, path: Path, split: str, line_splits: dict | No
     parquet's ``split`` column, in any case, or a ``.jsonl`` line's ``split`` key (``line_splits``: each line's, as
     :func:`load_jsonl` read them; None where no line gives one); None for a file without one. One-line
     :class:`UserError` for a value that is no split, naming its row (line)."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     rows = df[FILE_ROW]
     if suffix == ".jsonl":
         if line_splits is None:
@@ -2002,6 +2027,6 @@ def _unit_warning(times: pl.Series, arrival_info: dict, path: Path) -> str | Non
     why = seconds_unit_warning(times.cast(pl.Float64, strict=False).to_numpy())
     if why is None:
         return None
-    what = "key" if path.suffix.lower() == ".jsonl" else "column"
+    what = "key" if file_suffix(path) == ".jsonl" else "column"
     return (f"{path}: its arrival times, read as seconds ({what} {column!r}), {why}; if they are milliseconds, name "
             f"the {what} {column.strip()}_ms (if seconds, {column.strip()}_s, to say so)")

@@ -191,6 +191,28 @@ def litellm_lengths(record):
     return read
 
 
+#: A LiteLLM spend log's start time (its ``LiteLLM_SpendLogs`` table's ``startTime``, a date-time), read as a table's
+#: arrival time where it names none of ours (:func:`litellm_table`).
+LITELLM_START = "startTime"
+
+
+def litellm_table(columns) -> bool:
+    """Whether a table's header (a ``.csv``'s) is a LiteLLM spend log's (``LiteLLM_SpendLogs``, as its database or UI
+    exports it: ``request_id``, ``call_type``, ``spend``, ``startTime``, ``prompt_tokens``, ``completion_tokens``, ...):
+    a ``request_id`` beside one of LiteLLM's own columns (:data:`LITELLM_KEYS`), names in any case. Its rows are read
+    by :func:`litellm_lengths`' rule: ``request_id`` (LiteLLM's text, ``chatcmpl-...``, a UUID) is the row's label,
+    not a request id (read as a file's ``id`` is: :mod:`~ltrsched.workloads.id_names`), ``startTime`` the arrival
+    time, ``prompt_tokens``/``completion_tokens`` the lengths.
+
+    Text ids are numbered in file order (0 for the first row, before any ``-n`` sample), not hashed: a request id is
+    a whole number in [0, 10,000,000) given once, and a hash of 10,000 ids into that range repeats one with a
+    chance of about 99% (n^2 / 2m = 5 expected); file order is every id-less file's rule (a LiteLLM ``.jsonl``'s
+    too), gives the same numbers to the same file whatever ``-n``, and a result's row names the file's row
+    (:mod:`~ltrsched.workloads.file_rows`). A copy sorted otherwise is numbered otherwise."""
+    names = {c.strip().lower() for c in columns if isinstance(c, str)}
+    return "request_id" in names and any(k.lower() in names for k in LITELLM_KEYS)
+
+
 def _number(value):
     """A count as a number (its text read as one; a boolean as None), to compare two copies of it."""
     if isinstance(value, bool):  # (no count: agrees with none, as 1 == True would)

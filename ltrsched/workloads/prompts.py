@@ -46,6 +46,7 @@ from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.system_key import SYSTEM_KEY, system_text
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
+from ltrsched.workloads.file_suffix import file_suffix
 
 SUFFIXES = (".json", ".jsonl", ".parquet", ".csv", ".txt")
 _KEY_COLUMNS = ("key", "id", "source_id")
@@ -68,7 +69,7 @@ def load_prompts(path: str | Path, with_system: bool = False) -> pl.DataFrame:
         raise UserError(f"prompts file not found: {path}")
     check_not_empty(path, "prompts file")  # (as a workload's: each format said it otherwise, a parquet "out of
     # specification"; a /proc file, size 0, was "the file is empty")
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     notes: list[str] = []  # the parse's, printed once the prompts are read, or ahead of an error they explain
     try:
         df = _read(path, suffix, notes)
@@ -147,6 +148,11 @@ def _jsonl(path: Path) -> pl.DataFrame:
 def _read(path: Path, suffix: str, notes: list[str]) -> pl.DataFrame:
     """:func:`load_prompts`' prompts of ``path`` (its ``suffix`` in lower case), keys checked; the parse's warnings
     appended to ``notes``."""
+    from ltrsched.workloads.sse_logs import stream_prompts_error
+
+    dump = stream_prompts_error(path) if suffix in (".jsonl", ".txt") else None
+    if dump is not None:  # (a .jsonl's was "not valid JSON"; a .txt's 'data: {...}' lines were labelled as prompts)
+        raise UserError(dump)
     if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)) or (
             suffix == ".jsonl" and _jsonl_conversations(path)):
         from ltrsched.workloads.conversation_prompts import conversation_prompts

@@ -60,6 +60,7 @@ from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, O
 from ltrsched.workloads.system_key import SYSTEM_KEY, SYSTEM_KEY_BYTES, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
+from ltrsched.workloads.file_suffix import file_suffix
 
 CACHE_VERSION = 5  # 2: continuation chunks and replies-first conversations skipped; 3: role/content messages;
 # 4: OpenAI content parts (a file of them parsed before had none of those conversations); 5: a prompt of invisible
@@ -509,7 +510,7 @@ def system_turns(source: str | Path | None) -> dict[str, str]:
     if source is None:
         return {}
     path = Path(source)
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if not path.is_file() or suffix not in (".json", ".jsonl", ".parquet"):
             return {}
@@ -596,9 +597,9 @@ def conversation_records(path: Path, cut: dict | None = None, loading: LoadProgr
     requests without a reply ``label --prompts`` reads: :mod:`ltrsched.workloads.prompts`). One-line
     :class:`UserError` for a file that cannot be read; a ``.jsonl`` or ``.json`` record's error when it is reached.
     ``loading``: the load's progress, on which a ``.jsonl``'s lines read are counted."""
-    if path.suffix.lower() == ".parquet":
+    if file_suffix(path) == ".parquet":
         return table_records(path)
-    if path.suffix.lower() == ".jsonl":
+    if file_suffix(path) == ".jsonl":
         from ltrsched.workloads.jsonl import jsonl_records
 
         return (record for _, record in jsonl_records(path, loading)), None
@@ -638,7 +639,7 @@ def may_give_arrivals(path: Path) -> bool:
     or ``.jsonl`` whose bytes may name one (:func:`~ltrsched.workloads.arrival_names.json_may_name_arrivals`), a
     parquet with a column of another of their names (LMSYS's ``timestamp``). False for other files and a file that
     cannot be read (loading it says why)."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix in (".json", ".jsonl"):
             return json_may_name_arrivals(path.read_bytes())
@@ -664,7 +665,7 @@ def _json_bytes_may_name(path: Path, key: re.Pattern) -> bool:
     """Whether ``path``, a ``.json`` or ``.jsonl``, may name ``key`` (a pattern of its bytes) or escapes a letter that
     could spell one (:func:`~ltrsched.workloads.arrival_names.escapes_a_letter`). False for other files and one that
     cannot be read (loading it says why)."""
-    if path.suffix.lower() not in (".json", ".jsonl"):
+    if file_suffix(path) not in (".json", ".jsonl"):
         return False
     try:
         data = path.read_bytes()
@@ -741,7 +742,7 @@ def may_give_split(path: Path) -> bool:
     parquet has the column (its schema alone read). False for other files and one that cannot be read (loading it
     says why)."""
     try:
-        if path.suffix.lower() == ".parquet":
+        if file_suffix(path) == ".parquet":
             return bool(split_columns(pl.read_parquet_schema(path)))
         return _json_bytes_may_name(path, _SPLIT_KEY)
     except Exception:  # (OSError, a parquet polars cannot read: loading it says why)
@@ -766,7 +767,7 @@ def may_give_system_text(path: Path) -> bool:
     (:data:`_SYSTEM_SPEAKER`) or a record's ``system`` key (:func:`may_give_system_key`), a parquet's messages have one
     (read from its speaker fields alone). False for other
     files and one that cannot be read (loading it says why)."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix in (".json", ".jsonl"):
             return _json_bytes_may_name(path, _SYSTEM_SPEAKER) or may_give_system_key(path)
@@ -782,7 +783,7 @@ def may_give_prompter(path: Path) -> bool:
     parse before skipped ("with unknown speakers"; read as the user's since, :data:`_USER`): a ``.json``'s or
     ``.jsonl``'s bytes name such a speaker (or escape a letter that could spell one), a parquet's messages have one
     (read from its speaker fields alone). False for other files and one that cannot be read (loading it says why)."""
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     try:
         if suffix in (".json", ".jsonl"):
             return _json_bytes_may_name(path, _PROMPTER_SPEAKER)
@@ -816,7 +817,7 @@ def _probes_of(path: Path):
     ``.json``'s or ``.jsonl``'s bytes and one search of them (:func:`~ltrsched.workloads.byte_probes.found_patterns`;
     each probe read and searched the whole file: 4.5 s of a 200 MB file's 15.6 s load, this 0.9 s); other files,
     and other probes, are asked themselves."""
-    if path.suffix.lower() not in (".json", ".jsonl"):
+    if file_suffix(path) not in (".json", ".jsonl"):
         return lambda probe: probe(path)
     try:
         data = path.read_bytes()
@@ -1004,7 +1005,7 @@ def gives_table_counts(src: Path) -> bool:
     """Whether ``src`` is a conversations parquet with a column of token counts (ours or another tool's name: its
     schema alone is read; False if it cannot be), whose counts beside a conversation going on after its first reply
     are refused since a cache key marked it (they were used as the first turn's)."""
-    if src.suffix.lower() != ".parquet":
+    if file_suffix(src) != ".parquet":
         return False
     try:
         schema = pl.read_parquet_schema(src)
@@ -1016,7 +1017,7 @@ def gives_table_counts(src: Path) -> bool:
 
 def _gives_prompt_counts(src: Path) -> bool:
     """Whether ``src`` is a parquet with a ``prompt_tokens`` column (its schema alone is read; False if it cannot be)."""
-    if src.suffix.lower() != ".parquet":
+    if file_suffix(src) != ".parquet":
         return False
     try:
         return "prompt_tokens" in pl.read_parquet_schema(src)
@@ -1287,7 +1288,7 @@ def records_key(path: str | Path | None = None) -> str:
     digest = file_digest(src)
     # (a .jsonl is read line by line, a .json as one array: the same bytes are two files; a .json of conversations
     # one per line, refused on its own, loaded once the same bytes as a .jsonl had been parsed)
-    lines = "-lines" if src.suffix.lower() == ".jsonl" else ""
+    lines = "-lines" if file_suffix(src) == ".jsonl" else ""
     return f"v{CACHE_VERSION}-{digest[:32]}-tok{dist_version(TOKENIZER_DIST)}{lines}"
 
 
@@ -1366,7 +1367,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-recordno": every first turn's record number kept (RECORD_NUMBER), which a parse cached before kept only beside
     # arrival times or a split (a refusal of a request names its record: ltrsched.workloads.file_rows)
     given = None if package else _probes_of(src)  # (a user's file read and searched once for every probe)
-    cached = cache_dir() / cache_file_name(f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
+    cached = cache_dir() / cache_file_name(f"sharegpt-{key}-utf8{'-counts' if file_suffix(src) == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals-null' if not package and given(may_give_arrivals) else ''}"
                             f"{'-columns' if not package and given(may_give_columns) else ''}"
@@ -1397,14 +1398,25 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
         except Exception:
             df = None  # a damaged cache (or one the parse would refuse now) is rebuilt
         if df is not None and split_check is not None and kept_splits is None and not package and (
-                src.suffix.lower() in (".json", ".jsonl")):  # (its bytes name no split key: no record gives one)
+                file_suffix(src) in (".json", ".jsonl")):  # (its bytes name no split key: no record gives one)
             split_check.known = True
         elif df is not None and kept_splits is not None and split_check is not None:
-            try:  # (none kept, or damaged: the check stays unknown, and record_splits reads the file)
+            try:
                 kept = SplitCheck.from_json(json.loads(kept_splits.read_text(encoding="utf-8")))
                 split_check.known, split_check.keyed, split_check.off = kept.known, kept.keyed, kept.off
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError):  # (none kept: a parse cached before it was, or damaged): a .json's or
+                # .jsonl's every record's split checked in one pass and kept, as the parse keeps it (record_splits read
+                # the whole file again on every load that asked for a split: the cache was never rebuilt); a
+                # parquet's column, in any case, is checked by record_splits as before
+                if file_suffix(src) in (".json", ".jsonl"):
+                    records, _ = conversation_records(src)
+                    for number, record in enumerate(records, 1):
+                        split_check.see(number, record)
+                    split_check.known = True
+                    try:
+                        atomic.write_text(kept_splits, strict_json.dumps(split_check.to_json()))
+                    except UserError:
+                        pass  # caching is an optimisation only
     if df is None:
         lines = []
         check = SplitCheck() if split_check is None else split_check

@@ -157,19 +157,44 @@ def file_streams(path: Path) -> Iterator[tuple[int, list]] | None:
 _DUMP_START = re.compile(r"^\ufeff?(?:data: ?(?:[{\[]|\[DONE\])|event: ?[A-Za-z_.]+\s*$)")
 
 
+def _first_line(path: Path) -> str | None:
+    """A file's first non-blank line (its first 4,096 bytes at most, stripped), or None if it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            return next((raw for raw in fh if raw.strip()), b"")[:4096].decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+
+
 def stream_dump_error(path: Path) -> str | None:
     """The one-line error for a file of another suffix (``.txt``, ``.log``, ``.sse``) whose first non-blank line
     starts a dump of streamed responses (:data:`_DUMP_START`): it is read as a ``.jsonl``. None for any other file.
     (A ``.txt`` was "a .txt file holds prompts without output lengths", another suffix "unknown workload format".)"""
-    try:
-        with path.open("rb") as fh:
-            first = next((raw for raw in fh if raw.strip()), b"")[:4096].decode("utf-8", "replace")
-    except OSError:
-        return None
-    if not _DUMP_START.match(first.strip()):
+    first = _first_line(path)
+    if first is None or not _DUMP_START.match(first):
         return None
     return (f"{path}: a dump of streamed responses (server-sent events, 'data: ...' lines), which a .jsonl is read "
             f"as: name it {path.stem}.jsonl")
+
+
+def stream_prompts_error(path: Path) -> str | None:
+    """The one-line error for a prompts file (``label --prompts``: a ``.jsonl`` or a ``.txt``) that is a dump of
+    streamed responses: its first non-blank line starts SSE text (:data:`_DUMP_START`) or is an SSE event logged as
+    a JSON object (:func:`is_event_record`). A dump holds the responses alone, no request, so no prompt text to label
+    (a workload reads it as lengths alone). None for any other file. (It was "not valid JSON" for a ``.jsonl``; a
+    ``.txt``'s ``data: {...}`` lines were labelled as prompts.)"""
+    first = _first_line(path)
+    if first is None:
+        return None
+    if not _DUMP_START.match(first):
+        try:
+            if not is_event_record(json.loads(first)):
+                return None
+        except (ValueError, RecursionError):
+            return None
+    return (f"{path}: a dump of streamed responses (server-sent events), which holds the responses alone, without "
+            "the prompts they answer: nothing to label (a workload reads it as lengths); give the prompts, a .jsonl "
+            "of {\"prompt\": ...} lines or a .txt of one prompt a line")
 
 
 def _record_datas(path: Path) -> Iterator[tuple[int, str]]:
