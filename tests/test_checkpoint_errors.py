@@ -324,3 +324,19 @@ def test_ensemble_entry_points_refuse_what_they_took_silently(recwarn):
     with pytest.raises(ValueError, match=r"^a ranking model predicts scores, not lengths") as caught:
         ensemble.predicted_lengths(_PROMPTS)
     assert isinstance(caught.value, UserError)
+
+
+@pytest.mark.parametrize("kept", [(), ("backbone", "dim", "hidden", "weights_sha256")])
+def test_a_predictor_json_without_the_settings_every_version_saved_is_refused(tmp_path, capsys, kept):
+    """A predictor.json of ``{}`` beside a default ranker's weights loaded with today's defaults and its legacy
+    n-grams ("tokens", not the "tokens+words" it was trained on): evaluate printed exit 0 and a tau of noise, with only
+    a warning that every prompt was unlike the training prompts. Every version saved kind, loss, dim, ... ."""
+    rows = english_rows(40, 0)
+    predictor = _ranker(dim=0)  # (today's default: 2^20 buckets of word and token n-grams)
+    predictor.fit([p for p, _ in rows], np.array([n for _, n in rows]))
+    ck = predictor.save(tmp_path / "ck")
+    config = json.loads((ck / "predictor.json").read_text())
+    (ck / "predictor.json").write_text(json.dumps({k: config[k] for k in kept}))
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(8, 1))
+    assert_one_line_error(run_cli_fast(capsys, "evaluate", "-m", ck, "--data", tmp_path / "ev.jsonl"),
+                          'predictor.json: no setting "kind" and ', "every checkpoint ltrsched writes names it")

@@ -55,6 +55,12 @@ TOKEN_FOLD = "pad-free-bos-tokenizer"
 #: The settings :data:`TRAINED_WITH_KEY` may record (:meth:`PredictorConfig.scoring_settings`): those that turn a
 #: prompt into the model's inputs or give its outputs their meaning (a class model's ``bucket``: its predicted lengths).
 #: Not ``hf_path`` (a moved model is named anew), ``seed``, ``epochs``, ``lr`` and the like (training only).
+#: The settings every ``predictor.json`` that any ltrsched version wrote names (the first version saved every field
+#: of its config; fields added since, as ``ngrams`` or ``probe_layer``, may be absent and read as that version
+#: scored). A file without one is damaged or edited: read with today's defaults (``{}``: a ranker of word and token
+#: n-grams), the weights of another model scored every prompt as noise, with no error.
+ALWAYS_SAVED = ("kind", "backbone", "loss", "label_bucket", "bucket", "num_classes", "dim", "hidden", "list_size",
+                "epochs", "lr", "weight_decay", "seed", "hf_path", "max_prompt_tokens", "metrics")
 SCORING_FIELDS = ("kind", "backbone", "ngrams", "dim", "hidden", "num_classes", "bucket", "max_prompt_tokens",
                   "probe_layer", "probe_precision")
 
@@ -312,6 +318,12 @@ class PredictorConfig:
                             + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
                             + ": a checkpoint written by another ltrsched version, or edited by hand; train the "
                               "predictor again with this one")
+        missing = [name for name in ALWAYS_SAVED if name not in data]
+        if missing:
+            raise UserError(f"no setting {shown(missing[0])}" + (f" and {len(missing) - 1} more" if len(missing) > 1
+                                                                else "")
+                            + ": every checkpoint ltrsched writes names it (a damaged or hand-edited file); train the "
+                              "predictor again")
         lr = data.get("lr")
         if (isinstance(lr, (int, float)) and not isinstance(lr, bool) and is_finite_number(lr) and lr > 0
                 and lr_range_error(lr) is not None):
