@@ -14,9 +14,11 @@ takes it and the next ones while all of this holds:
   :data:`MAX_RUN_LIVE`), or starvation prevention around one of those (``ltr:starve=T,quantum=Q``): it has no
   ``on_step`` but counts its ticks and quanta at each rank, so its optional ``decode_run_limit`` cuts the run before
   any skipped rank could change its order (a threshold or a re-read of the idle counters due, a member's quantum
-  spent) and ``decode_run_taken`` advances it as the skipped ranks would have (:func:`run_limit`). MLFQ (its
-  ``on_step_ranks`` adds each step's run time and demotes), starvation prevention around it and plugin policies take
-  the per-step path;
+  spent) and ``decode_run_taken`` advances it as the skipped ranks would have (:func:`run_limit`). MLFQ takes
+  runs where every live request is a member and there is no ``promote`` (``decode_run_taken`` records the run's last
+  step as the members' last run; the rank after the run sorts, as its kept order would have ordered); with requests
+  waiting its levels and recency may reorder them step by step, so MLFQ then, MLFQ with ``promote``, starvation
+  prevention around MLFQ and plugin policies take the per-step path;
 - the profile is the built-in :class:`~ltrsched.sim.profiles.model.StepTimeProfile` itself (a profile object's
   ``step_time`` may keep state or raise: it is called once a step, on the per-step path);
 - the batch is the head of the order (no member dropped, nothing evicted), at most :data:`MAX_RUN_SEQS` members,
@@ -54,6 +56,7 @@ from ltrsched.policies.base import RequestState
 from ltrsched.policies.classification import Classification
 from ltrsched.policies.fcfs import FCFS
 from ltrsched.policies.ltr import LTR, ApproxOracle
+from ltrsched.policies.mlfq import MLFQ
 from ltrsched.policies.po import PO
 from ltrsched.policies.srtf import SRTF
 from ltrsched.policies.starvation import StarvationPrevention
@@ -87,7 +90,7 @@ def runs_allowed(policy: object, step_time: object) -> bool:
     """Whether a replica under ``policy`` timing its steps with ``step_time`` may take decode runs at all (the
     switch, the policy's exact type, the built-in profile's own ``step_time``)."""
     owner = getattr(step_time, "__self__", None)
-    return (ENABLED and _inner_type(policy) in POLICIES and type(owner) is StepTimeProfile
+    return (ENABLED and (_inner_type(policy) in POLICIES or type(policy) is MLFQ) and type(owner) is StepTimeProfile
             and getattr(step_time, "__func__", None) is StepTimeProfile.step_time)
 
 
@@ -99,11 +102,12 @@ def _inner_type(policy: object) -> type:
     return type(policy)
 
 
-def run_limit(policy: object, step: int, members: int) -> int | None:
-    """The most steps [steps] ``policy`` lets a run from ``step`` with its order's first ``members`` requests take
-    (its optional ``decode_run_limit``; None: no limit, a policy of :data:`POLICIES` keeps nothing a run skips)."""
+def run_limit(policy: object, step: int, members: int, live: int) -> int | None:
+    """The most steps [steps] ``policy`` lets a run from ``step`` with its order's first ``members`` requests of
+    ``live`` take (its optional ``decode_run_limit``; None: no limit, a policy of :data:`POLICIES` keeps nothing a run
+    skips)."""
     limit = getattr(policy, "decode_run_limit", None)
-    return None if limit is None else limit(step, members)
+    return None if limit is None else limit(step, members, live)
 
 
 def others_may_wait(policy: object, limits) -> bool:
@@ -149,7 +153,7 @@ def take_decode_run(rep: "Replica", live: np.ndarray, members: np.ndarray, now, 
     if m < MIN_RUN_STEPS:
         return DecodeRun(0, now, retry=False)
     policy = rep.policy
-    limit = run_limit(policy, rep.steps, k)  # (starvation prevention: before a threshold, a quantum's end, a read)
+    limit = run_limit(policy, rep.steps, k, n)  # (starvation prevention: before a threshold, a quantum's end...)
     if limit is not None:
         m = min(m, limit)
         if m < MIN_RUN_STEPS:
@@ -235,7 +239,7 @@ def take_decode_run(rep: "Replica", live: np.ndarray, members: np.ndarray, now, 
         rep.peak_blocks_in_use = rep.blocks_in_use
     rep.steps = steps0 + m
     if limit is not None:
-        policy.decode_run_taken(steps0, k, m)
+        policy.decode_run_taken(steps0, t.request_id[members], m)
     if rep.trace is not None:
         _record_run(rep, members, n, start_arr, dur_arr, blocks, added[:m], c)
     return DecodeRun(m, now)
