@@ -21,7 +21,8 @@ import ltrsched.sim.decode_run as decode_run
 from ltrsched.sim import SimConfig
 
 POLICIES = ("fcfs", "srtf", "ltr", "po", "ltr:tau=0.5", "oracle:tau=0.8", "class:tau=0.5", "mlfq",
-            "ltr:starve=50,quantum=10")
+            "ltr:starve=50,quantum=10", "ltr:starve=15,quantum=3", "fcfs:starve=30,quantum=6",
+            "srtf:starve=40,quantum=8", "mlfq:starve=50,starve_quantum=5")
 
 
 def draw(rng: np.random.Generator):

@@ -3,8 +3,9 @@ and every request's metrics, the step trace and the run's counters must be equal
 
 The workloads make runs start and end in every way: long decodes alone and together, cut by an arrival, by a finish,
 by a block boundary of a nearly full cache (then preemption, swap and recompute), by ``stop_time``; a cluster of two
-replicas (the inbox horizon); policies that take runs (FCFS, SRTF, LTR, PO) and some that keep the per-step path
-(MLFQ, LTR with starvation prevention)."""
+replicas (the inbox horizon); policies that take runs (FCFS, SRTF, LTR, PO, starvation prevention around FCFS and
+LTR, cut at its thresholds and quanta; MLFQ alone) and some that keep the per-step path (MLFQ's promotions, starvation
+prevention around MLFQ)."""
 
 from __future__ import annotations
 
@@ -110,15 +111,57 @@ LONG = _workload(5, (1_000, 4_000), (300, 1_200), 4.0, 1)  # 1-3 live, arrivals 
 BURST = _workload(6, (100, 400), (300, 1_500), 0.0, 2)  # all at once: runs end at finishes
 
 
-@pytest.mark.parametrize("spec", ["fcfs", "srtf", "ltr", "po"])
+@pytest.mark.parametrize("spec", ["fcfs", "srtf", "ltr", "po", "mlfq"])
 def test_long_decodes_same_with_runs(spec, monkeypatch):
     _assert_same(LONG, spec, SimConfig(record_steps=True), monkeypatch)
 
 
-@pytest.mark.parametrize("spec", ["mlfq", "ltr:starve=50,quantum=5"])
+@pytest.mark.parametrize("spec", ["mlfq:promote=100", "mlfq:starve=50,starve_quantum=5"])
 def test_per_step_policies_take_no_run(spec, monkeypatch):
-    """MLFQ's quanta and starvation prevention's counters must see each step: no run, the same results."""
+    """MLFQ with promotions (its idle counters) must see each step, and so must starvation prevention around MLFQ (the
+    wrapper passes on_step on): no run, the same results."""
     _assert_same(LONG, spec, SimConfig(record_steps=True), monkeypatch, runs_expected=False)
+
+
+def test_mlfq_runs_without_waiting_requests(monkeypatch):
+    """MLFQ takes runs while every live request decodes in the batch (it records the run's last step as theirs; the
+    next rank sorts): with one sequence slot, only alone; on a small cache, beside swapped-out requests, none."""
+    wl = Workload(pl.DataFrame({"request_id": [0, 1, 2], "prompt_tokens": [16, 16, 16],
+                                "output_tokens": [400, 900, 300], "arrival_time": [0.0, 1.0, 1.0]}), "mlfq-alone")
+    _assert_same(wl, "mlfq:quantum=0.5", SimConfig(max_num_seqs=1, record_steps=True), monkeypatch)
+    _assert_same(LONG, "mlfq", SimConfig(num_gpu_blocks=300, preemption="swap", record_steps=True), monkeypatch)
+
+
+@pytest.mark.parametrize("spec", ["ltr:starve=50,quantum=5", "ltr:starve=20,quantum=3", "fcfs:starve=30,quantum=4"])
+def test_starvation_prevention_takes_runs(spec, monkeypatch):
+    """Starvation prevention (the paper's LTR with it too) takes runs between its events: long decodes beside requests
+    waiting for KV, whose threshold falls inside what would be a run (promoted, they evict a member), and promoted
+    members whose quantum ends inside one. The same results as step by step, and requests were promoted."""
+    wl = _workload(6, (800, 2_500), (300, 900), 0.5, 6)
+    config = SimConfig(num_gpu_blocks=300, preemption="recompute", record_steps=True)
+    off = _assert_same(wl, spec, config, monkeypatch)
+    assert off.summary["num_preemptions"] > 0  # (a promotion evicted a member: the threshold cut a run)
+
+
+def test_starvation_runs_cut_before_each_threshold(monkeypatch):
+    """Two long decodes, one sequence slot: each in turn waits ``starve`` steps, is promoted for ``quantum`` steps and
+    returns. Runs fit between those events (a lone member's quantum ends inside what would be a run)."""
+    wl = Workload(pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [16, 16], "output_tokens": [900, 900],
+                                "arrival_time": [0.0, 0.0], "score": [0.9, 0.1]}), "starve-turns")
+    config = SimConfig(max_num_seqs=1, record_steps=True)
+    for spec in ("ltr:starve=40,quantum=30", "ltr:starve=30,quantum=12"):
+        off = _assert_same(wl, spec, config, monkeypatch)
+        assert (off.requests["max_idle_steps"] > 0).all()  # (both waited: promotions took turns)
+
+
+def test_starvation_run_beside_a_promoted_request_waiting(monkeypatch):
+    """Three long decodes, one sequence slot: two are promoted at the same step, and the second waits (promoted, out
+    of the batch) while the first runs its quantum in runs: each skipped step moves the waiting one's quantum end a
+    step later, as its rank would have."""
+    wl = Workload(pl.DataFrame({"request_id": [0, 1, 2], "prompt_tokens": [16, 16, 16], "output_tokens": [700] * 3,
+                                "arrival_time": [0.0] * 3, "score": [0.9, 0.5, 0.1]}), "starve-queue")
+    off = _assert_same(wl, "ltr:starve=20,quantum=40", SimConfig(max_num_seqs=1, record_steps=True), monkeypatch)
+    assert (off.requests["max_idle_steps"] > 0).all()
 
 
 def test_burst_runs_end_at_finishes(monkeypatch):
@@ -202,3 +245,24 @@ def test_po_takes_no_run_beside_a_waiting_request(monkeypatch):
     config = SimConfig(num_gpu_blocks=140, preemption="recompute", record_steps=True)
     off = _assert_same(wl, "po", config, monkeypatch)
     assert (off.steps["num_live"] > off.steps["num_seqs"]).any()
+
+
+def test_mlfq_state_after_a_run(monkeypatch):
+    """What MLFQ keeps after a run (alone, and of two) is what the per-step path leaves: the step each member last ran
+    in, the run's last (their recency, which the next sort reads; the step after the run overwrites it, so the
+    results cannot tell)."""
+    wl = Workload(pl.DataFrame({"request_id": [0, 1, 2], "prompt_tokens": [16, 16, 16],
+                                "output_tokens": [500, 300, 900], "arrival_time": [0.0, 30.0, 30.0]}), "mlfq-state")
+    policy = make_policy("mlfq")
+    real, seen = decode_run.take_decode_run, []
+
+    def checked(rep, live, members, *args):
+        run = real(rep, live, members, *args)
+        if run.steps:
+            seen.append((policy._last_run[rep.t.request_id[members]].tolist(), [rep.steps - 1] * len(members)))
+        return run
+
+    monkeypatch.setattr("ltrsched.sim.replica.take_decode_run", checked)
+    simulate(wl, policy, SimConfig())
+    assert any(len(got) == 2 for got, _ in seen)  # (a run of two)
+    assert all(got == want for got, want in seen), seen

@@ -293,7 +293,15 @@ class Policy:
         for an int, else ``order[ranks]``. The simulator calls it instead of this hook where a policy has it (no
         mask over every live request to build or read: :class:`ltrsched.policies.mlfq.MLFQ`), and so does the engine
         adapter (``ltrsched.engine.scheduler``); a host without the twin calls this one, so a policy defining the twin
-        must give both the same effect."""
+        must give both the same effect.
+
+        Optional for decode runs (the simulator's ``ltrsched.sim.decode_run``, never the engine adapter): a built-in
+        policy that counts steps in ``rank`` or ``on_step`` (starvation prevention, MLFQ) may define
+        ``decode_run_limit(step, members, live)``, the most steps a run from ``step`` (just ranked) with the order's first ``members`` requests of ``live`` may
+        take, ranking none of the steps after its first and calling no ``on_step``, before the order could change, and
+        ``decode_run_taken(step, member_ids, steps)``, which advances its state as those ranks and ``on_step`` calls
+        would have (``member_ids``: the batch's request ids). A policy without them
+        takes runs only where it keeps nothing a skipped rank would change (``decode_run.POLICIES``)."""
 
     def on_finish(self, request_ids: np.ndarray, now: float) -> None:
         """Requests ``request_ids`` finished (or were aborted) at ``now`` [s] and left the live set."""

@@ -166,6 +166,23 @@ class MLFQ(Policy):
                 self._idle_from[ids] = view.step
                 self._due.add(view.step + 1 + self.promote, ids)
 
+    # ------------------------------------------------------------------ decode runs (the simulator's)
+    def decode_run_limit(self, step: int, members: int, live: int) -> int:
+        """The most decode steps [steps] a host may take from ``step`` (the step just ranked) with the order's first
+        ``members`` requests of ``live`` as the batch, calling neither ``on_step`` nor ``rank`` for them (then
+        :meth:`decode_run_taken`): unlimited where every live request is a member and there is no ``promote`` (a
+        demotion or a new recency within the batch cannot leave anyone out of it), else 0. The next rank then sorts
+        (nothing kept follows the run: ``rank`` cleared ``_next_step``), by level and the step each request last ran
+        in, as the kept order would have ordered them (the module's docstring: the same order either way)."""
+        if live != members or self.promote or self._last_run.grew:
+            return 0
+        return 1 << 62
+
+    def decode_run_taken(self, step: int, member_ids: np.ndarray, steps: int) -> None:
+        """A host took ``steps`` decode steps from ``step`` within :meth:`decode_run_limit`, the batch the requests
+        ``member_ids``: they ran last at the run's last step, as that many ``on_step`` calls would record."""
+        self._last_run[member_ids] = step + steps - 1
+
     # ------------------------------------------------------------------ ranking
     def rank(self, view: LiveView) -> np.ndarray:
         if self._last_run.grew:  # (arrivals grew the id arrays: drop the ids gone)

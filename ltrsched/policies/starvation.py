@@ -503,6 +503,40 @@ class StarvationPrevention(Policy):
         keep[head] = _TRUE
         return np.concatenate((head, rest))
 
+    def decode_run_limit(self, step: int, members: int, live: int) -> int:
+        """The most decode steps [steps] a host may take from ``step`` (the step just ranked) with the order's first
+        ``members`` requests of ``live`` as the batch, ranking none of the steps after the first, before this wrapper's order could
+        change: 0 where it cannot tell. The skipped ranks would each only count a tick and move the quantum ends of
+        the promoted requests outside the batch a tick later (:meth:`decode_run_taken` does that): no read of every
+        request is due (``_read_at``), no request filed as due reaches ``_next_due`` (a threshold: the run is cut
+        there, though a due member would not be promoted), and no member's quantum is spent (its end stays above the
+        tick). The members are the promoted requests' head: the batch is a prefix of the promoted-first order. (A
+        skipped rank may also have started keeping the promoted-first order, :class:`FrontOrder`: the next rank starts
+        it instead, and the order is the same either way.)"""
+        if (not self._announced or self._read_at is None or self._spent_at != step or self._stale
+                or self._gone.grew or self._is_promoted.grew):
+            return 0
+        limit = min(self._read_at, self._next_due) - step
+        s, e = self._s, self._e
+        ran = min(members, e - s)  # promoted members
+        if ran:
+            limit = min(limit, int(_min(self._end[s:s + ran])) - self._tick)
+        return max(limit, 0)
+
+    def decode_run_taken(self, step: int, member_ids: np.ndarray, steps: int) -> None:
+        """A host took ``steps`` decode steps from ``step`` with the order's first requests (``member_ids``), within
+        :meth:`decode_run_limit`, and ranked none after the first: advance as the ``steps - 1`` skipped ranks would
+        have (a tick each; a promoted request outside the batch spends its quantum a tick later at each)."""
+        skipped = steps - 1
+        if skipped <= 0:
+            return
+        self._tick += skipped
+        self._spent_at = step + skipped
+        s, e = self._s, self._e
+        ran = min(len(member_ids), e - s)
+        if e - s > ran:  # (the tail of the promoted order: the ends still ascend, if they did)
+            self._end[s + ran:e] += skipped
+
     def quantum_key(self) -> str:
         """The spec's name of :attr:`quantum`: ``starve_quantum`` where the inner policy has a ``quantum`` of its
         own (MLFQ's [s]), else ``quantum``."""

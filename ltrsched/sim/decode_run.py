@@ -11,8 +11,14 @@ takes it and the next ones while all of this holds:
 - the policy is a built-in one whose ``rank`` keeps nothing that a skipped call would change and that has no
   ``on_step`` that must see each step (:data:`POLICIES`: FCFS, LTR, the approximate oracle, the classifier, SRTF and
   PO; SRTF and PO keep nothing from step to step below 4,096 live requests, and a run takes at most
-  :data:`MAX_RUN_LIVE`); MLFQ and starvation prevention (their quanta and idle counters) and plugin policies take
-  the per-step path;
+  :data:`MAX_RUN_LIVE`), or starvation prevention around one of those (``ltr:starve=T,quantum=Q``): it has no
+  ``on_step`` but counts its ticks and quanta at each rank, so its optional ``decode_run_limit`` cuts the run before
+  any skipped rank could change its order (a threshold or a re-read of the idle counters due, a member's quantum
+  spent) and ``decode_run_taken`` advances it as the skipped ranks would have (:func:`run_limit`). MLFQ takes
+  runs where every live request is a member and there is no ``promote`` (``decode_run_taken`` records the run's last
+  step as the members' last run; the rank after the run sorts, as its kept order would have ordered); with requests
+  waiting its levels and recency may reorder them step by step, so MLFQ then, MLFQ with ``promote``, starvation
+  prevention around MLFQ and plugin policies take the per-step path;
 - the profile is the built-in :class:`~ltrsched.sim.profiles.model.StepTimeProfile` itself (a profile object's
   ``step_time`` may keep state or raise: it is called once a step, on the per-step path);
 - the batch is the head of the order (no member dropped, nothing evicted), at most :data:`MAX_RUN_SEQS` members,
@@ -50,8 +56,10 @@ from ltrsched.policies.base import RequestState
 from ltrsched.policies.classification import Classification
 from ltrsched.policies.fcfs import FCFS
 from ltrsched.policies.ltr import LTR, ApproxOracle
+from ltrsched.policies.mlfq import MLFQ
 from ltrsched.policies.po import PO
 from ltrsched.policies.srtf import SRTF
+from ltrsched.policies.starvation import StarvationPrevention
 from ltrsched.policies.step_shape import MIN_STEP_S, decode_shape
 from ltrsched.sim.profiles.model import StepTimeProfile
 from ltrsched.workloads.arrivals import MAX_ARRIVAL_TIME_S
@@ -82,14 +90,30 @@ def runs_allowed(policy: object, step_time: object) -> bool:
     """Whether a replica under ``policy`` timing its steps with ``step_time`` may take decode runs at all (the
     switch, the policy's exact type, the built-in profile's own ``step_time``)."""
     owner = getattr(step_time, "__self__", None)
-    return (ENABLED and type(policy) in POLICIES and type(owner) is StepTimeProfile
+    return (ENABLED and (_inner_type(policy) in POLICIES or type(policy) is MLFQ) and type(owner) is StepTimeProfile
             and getattr(step_time, "__func__", None) is StepTimeProfile.step_time)
+
+
+def _inner_type(policy: object) -> type:
+    """``policy``'s exact type, or for starvation prevention itself (not its subclass that passes ``on_step`` on)
+    its inner policy's: the wrapper's own state follows a run through :func:`run_limit` and :func:`run_taken`."""
+    if type(policy) is StarvationPrevention:
+        return type(policy.inner)
+    return type(policy)
+
+
+def run_limit(policy: object, step: int, members: int, live: int) -> int | None:
+    """The most steps [steps] ``policy`` lets a run from ``step`` with its order's first ``members`` requests of
+    ``live`` take (its optional ``decode_run_limit``; None: no limit, a policy of :data:`POLICIES` keeps nothing a run
+    skips)."""
+    limit = getattr(policy, "decode_run_limit", None)
+    return None if limit is None else limit(step, members, live)
 
 
 def others_may_wait(policy: object, limits) -> bool:
     """Whether a run may leave live requests outside its batch under ``policy`` and ``limits`` (the paper's batch
     rules and a policy of :data:`ORDER_KEEPING`)."""
-    return (type(policy) in ORDER_KEEPING and not limits.resident_first and not limits.watermark_when_running
+    return (_inner_type(policy) in ORDER_KEEPING and not limits.resident_first and not limits.watermark_when_running
             and limits.max_resident_seqs is None)
 
 
@@ -128,6 +152,12 @@ def take_decode_run(rep: "Replica", live: np.ndarray, members: np.ndarray, now, 
     m = int((t.output_tokens[members] - gen).min()) - 1
     if m < MIN_RUN_STEPS:
         return DecodeRun(0, now, retry=False)
+    policy = rep.policy
+    limit = run_limit(policy, rep.steps, k, n)  # (starvation prevention: before a threshold, a quantum's end...)
+    if limit is not None:
+        m = min(m, limit)
+        if m < MIN_RUN_STEPS:
+            return DecodeRun(0, now)
     if not (t.pending_tokens[members] == 1).all() or not gen.all() or not t.resident[members].all():
         return DecodeRun(0, now)
     states = t.state[members]
@@ -208,6 +238,8 @@ def take_decode_run(rep: "Replica", live: np.ndarray, members: np.ndarray, now, 
     if rep.blocks_in_use > rep.peak_blocks_in_use:
         rep.peak_blocks_in_use = rep.blocks_in_use
     rep.steps = steps0 + m
+    if limit is not None:
+        policy.decode_run_taken(steps0, t.request_id[members], m)
     if rep.trace is not None:
         _record_run(rep, members, n, start_arr, dur_arr, blocks, added[:m], c)
     return DecodeRun(m, now)
