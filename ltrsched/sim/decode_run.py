@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ltrsched.policies import po as po_module
+from ltrsched.policies import remaining_order
 from ltrsched.policies.base import RequestState
 from ltrsched.policies.classification import Classification
 from ltrsched.policies.fcfs import FCFS
@@ -133,6 +135,18 @@ class DecodeRun:
     retry: bool = True
 
 
+def _max_run_live(policy: object) -> int:
+    """Most live requests a run is taken with under ``policy``: :data:`MAX_RUN_LIVE`, and for SRTF and PO below the
+    count from which they keep their order between steps (``remaining_order._KEEP_MIN``, ``po._SPLIT_MIN``, read at
+    the call): a run skips the hooks that keep it, and the next rank would sort afresh."""
+    kind = _inner_type(policy)
+    if kind is SRTF:
+        return min(MAX_RUN_LIVE, remaining_order._KEEP_MIN - 1)
+    if kind is PO:
+        return min(MAX_RUN_LIVE, po_module._SPLIT_MIN - 1)
+    return MAX_RUN_LIVE
+
+
 def take_decode_run(rep: "Replica", live: np.ndarray, members: np.ndarray, now, bound: float,
                     others_wait: bool) -> DecodeRun:
     """Take the decode steps of ``members`` (this step's batch, as ``form_batch`` formed it: the head of the order,
@@ -145,7 +159,7 @@ def take_decode_run(rep: "Replica", live: np.ndarray, members: np.ndarray, now, 
     limits = rep.limits
     k = len(members)
     n = len(live)
-    if not k or k > MAX_RUN_SEQS or n > MAX_RUN_LIVE or (n > k and not others_wait):
+    if not k or k > MAX_RUN_SEQS or n > _max_run_live(rep.policy) or (n > k and not others_wait):
         return DecodeRun(0, now)
     gen = t.generated_tokens[members]
     # steps before the first finish: a member finishes at the step its generated count reaches its output
