@@ -184,3 +184,33 @@ def test_a_parse_cache_without_its_splits_sidecar_gets_one_and_the_file_is_not_r
     for _ in range(3):
         assert requests(load_workload(path, split="train")) == first
     assert len(reads) == 1 and sidecars[0].is_file()
+
+
+#: Line 1 of a conversations .jsonl: a request log's exchange, a LiteLLM log record, a conversation (OpenAI's chat
+#: format). Each with a prompt and a reply of at least 4 tokens (the paper's rules take them).
+_ASKED = [{"role": "user", "content": "what is the weather like in the north today"}]
+_REPLY = {"choices": [{"message": {"role": "assistant", "content": "cold and windy with some rain later on"}}]}
+FIRST_LINES = {
+    "request log": ({"request": {"messages": _ASKED}, "response": _REPLY}, "a request log's"),
+    "litellm": ({"messages": _ASKED, "response": _REPLY, "request_id": "chatcmpl-1", "call_type": "acompletion"},
+                "a LiteLLM log record"),
+    "conversation": ({"messages": [*_ASKED, _REPLY["choices"][0]["message"]]}, "a conversation"),
+}
+
+
+@pytest.mark.parametrize("kind", list(FIRST_LINES))
+@pytest.mark.parametrize("plain", [{"prompt": "a plain request line of some words", "output_tokens": 9},
+                                   {"prompt_tokens": 12, "output_tokens": 9}])
+def test_a_request_line_among_serving_log_records_is_refused_naming_its_line_and_both_formats(
+        tmp_path, capsys, monkeypatch, kind, plain):
+    """It was skipped with a warning ("skipped 1 of the 3 records, which are not conversations: 1 with no messages"):
+    its request lost, where the converse (a log record after a request line) is refused."""
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    first, named = FIRST_LINES[kind]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps(first) + "\n" + json.dumps(first) + "\n\n" + json.dumps(plain) + "\n")
+    for command in (("workloads", str(path)), ("simulate", "-w", str(path))):
+        assert_one_line_error(run_cli_fast(capsys, *command), "mixed.jsonl:4: a request line", f"line 1 is {named}",
+                              "one kind on every line")
+    path.write_text(json.dumps(first) + "\n" + json.dumps(first) + "\n")  # (without it: read, a prompt once)
+    assert load_workload(str(path)).df.height == 1

@@ -33,7 +33,7 @@ import re
 import sys
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -51,6 +51,7 @@ from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.byte_probes import found_patterns
 from ltrsched.workloads.file_splits import SPLIT_NAME, SplitCheck, split_columns
 from ltrsched.workloads.load_progress import LoadProgress
+from ltrsched.workloads.log_records import LITELLM_KEYS, is_litellm_record
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.openai_usage import TotalsOff, as_conversation, is_logged_exchange
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
@@ -555,6 +556,38 @@ def is_conversation_line(record) -> bool:
             or is_logged_exchange(record))
 
 
+#: Keys of a record that is not a request line whatever else it holds: its messages (a conversation's, a LiteLLM
+#: record's, ``{}`` in a spend-log row that stores none), a request log's ``request``, a Batch API line's ``custom_id``.
+_NOT_REQUEST_LINE = (*CONVERSATION_KEYS, "request", "custom_id")
+
+
+def _is_request_line(record) -> bool:
+    """Whether a ``.jsonl`` record is a request line (:func:`~ltrsched.workloads.loaders.load_jsonl`'s: a ``prompt``
+    text, or its count ``prompt_tokens``/Mooncake's ``input_length``) and nothing a conversations file reads."""
+    return (isinstance(record, dict) and (isinstance(record.get("prompt"), str)
+                                          or any(k in record for k in ("prompt_tokens", "input_length")))
+            and not any(k in record for k in (*_NOT_REQUEST_LINE, *LITELLM_KEYS)))
+
+
+def one_kind(lines: Iterable[tuple[int, object]], path: Path) -> Iterator:
+    """The records of a ``.jsonl`` read as conversations (its first line is one, or a serving log's record:
+    :func:`is_conversation_line`), from ``(line number, record)``; one-line :class:`UserError` naming the line and
+    both formats for a request line among them (:func:`_is_request_line`): a file mixing two formats is most likely
+    two files joined by mistake, and such a line was skipped with a warning ("with no messages"), its request lost.
+    (:func:`~ltrsched.workloads.loaders.load_jsonl` refuses the converse: a conversation after a request line.)"""
+    first = None  # (line number, what line 1 is)
+    for lineno, record in lines:
+        if first is None:
+            first = (lineno, "a LiteLLM log record" if is_litellm_record(record) else
+                     "a request log's {\"request\", \"response\"} record" if is_logged_exchange(record) else
+                     "a conversation")
+        elif _is_request_line(record):
+            raise UserError(f"{path}:{lineno}: a request line ('prompt' or 'prompt_tokens', not messages), and line "
+                            f"{first[0]} is {first[1]}: a .jsonl holds requests or conversations (OpenAI's chat "
+                            "format, a request log's records), one kind on every line; split it")
+        yield record
+
+
 def is_conversation_table(df: pl.DataFrame) -> bool:
     """True for a table of conversations (e.g. LMSYS-Chat-1M's parquet: a ``conversation`` column of
     ``{role, content}`` lists) rather than of requests: a conversations column and no prompt column."""
@@ -602,7 +635,7 @@ def conversation_records(path: Path, cut: dict | None = None, loading: LoadProgr
     if file_suffix(path) == ".jsonl":
         from ltrsched.workloads.jsonl import jsonl_records
 
-        return (record for _, record in jsonl_records(path, loading)), None
+        return one_kind(jsonl_records(path, loading), path), None
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -1366,6 +1399,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-split": the records' own split kept (FILE_SPLIT: may_give_split), which a parse cached before dropped
     # "-recordno": every first turn's record number kept (RECORD_NUMBER), which a parse cached before kept only beside
     # arrival times or a split (a refusal of a request names its record: ltrsched.workloads.file_rows)
+    # "-onekind": a .jsonl's request line among its conversations refused (one_kind), which a parse cached before
+    # skipped with a warning (other files keep their entries)
     given = None if package else _probes_of(src)  # (a user's file read and searched once for every probe)
     cached = cache_dir() / cache_file_name(f"sharegpt-{key}-utf8{'-counts' if file_suffix(src) == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
@@ -1383,6 +1418,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-prompter' if not package and given(may_give_prompter) else ''}"
                             f"{'-split' if not package and given(may_give_split) else ''}"
                             f"{'' if package else '-recordno'}"
+                            f"{'-onekind' if file_suffix(src) == '.jsonl' and not package else ''}"
                             ".parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     kept_splits = cached.with_name(cached.name + SPLITS_SUFFIX) if not package and given(may_give_split) else None
