@@ -458,6 +458,7 @@ def predict(model_dir, workload, out, column, split):
         raise UserError(f"--split {split}: {workload} has no train/eval split (the built-in sharegpt, labels files and "
                         "a file's own 'split' column or key have); leave --split out to score the whole file")
     _check_labels_column(column, wl, workload)
+    _note_split_scored(workload, split, wl)
     prompts = texts_of(wl)
     scored = predictor.score(prompts)  # (once: a class model's lengths come from the same pass as its scores)
     cols = {column: pl.Series(scored.scores)}
@@ -558,6 +559,25 @@ def _scoring_bar(label: str, total: int, noun: str, verb: str):
     from ltrsched.progress import progress_bar
 
     return progress_bar(total, label, noun, verb, unit="prompt")
+
+
+def _note_split_scored(workload: str, split: str, wl) -> None:
+    """Note on stderr that ``predict`` scored one split of a file (a labels file with rows of the other split, or a
+    file with its own 'split' column or key): the output holds those rows alone (30 rows of which 10 were "train"
+    wrote 20 without a word, as if the file's other rows were lost)."""
+    from pathlib import Path
+
+    from ltrsched.predictors.data import labels_splits
+
+    if split == "all" or wl.meta.get("split") != split or not Path(workload).is_file():
+        return  # (the built-in sharegpt's windows are its splits: naming one is the point)
+    have = labels_splits(workload)
+    if have is not None and have == [split]:
+        return  # (a labels file of this split only: nothing left out)
+    n = len(wl)
+    click.echo(f"note: scored the {n} {split}-split request{'' if n == 1 else 's'} of {shown_path(workload)} alone "
+               f"(its {'labels' if have is not None else 'split column or key'}); the output leaves its other rows out: "
+               "--split all scores every row", err=True)
 
 
 def _note_replaced(written: list[str], existing: list[str], workload: str) -> None:

@@ -21,6 +21,7 @@ def load_split(source: str, split: str, hint: str | None, **kwargs) -> Workload:
     """:func:`~ltrsched.workloads.load_workload` of ``split``; where ``source`` is a labels file (``ltrsched label``)
     with no main-run rows in ``split``, a :class:`UserError` naming the splits it has and ``hint`` (what to do:
     "give --split train") instead of the loader's "no 'main' labels in the eval split"."""
+    _check_not_checkpoint(source)
     try:
         return load_workload(source, split=split, **kwargs)
     except UserError:
@@ -29,6 +30,18 @@ def load_split(source: str, split: str, hint: str | None, **kwargs) -> Workload:
             raise
         held = f"labels of the {' and '.join(have)} split only" if have else "no 'main' run labels"
         raise UserError(f"{source} holds {held}, none of the {split} split; {hint}") from None
+
+
+def _check_not_checkpoint(source: str) -> None:
+    """Raise :class:`UserError` where ``source``, given as prompts, is a predictor checkpoint directory (the loader
+    said only "workload 'm1' is a directory, not a file")."""
+    from pathlib import Path
+
+    path = Path(source)
+    if path.is_dir() and (path / "predictor.json").is_file():
+        raise UserError(f"{source} is a predictor checkpoint (the directory `ltrsched train` writes), not prompts: "
+                        "give it with --model/-m, and as the data a prompts file (.jsonl, .csv, .parquet, .json) or "
+                        "'sharegpt'")
 
 
 def labels_splits(source: str) -> list[str] | None:
