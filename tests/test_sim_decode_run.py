@@ -266,3 +266,19 @@ def test_mlfq_state_after_a_run(monkeypatch):
     simulate(wl, policy, SimConfig())
     assert any(len(got) == 2 for got, _ in seen)  # (a run of two)
     assert all(got == want for got, want in seen), seen
+
+
+def test_a_member_of_the_last_step_left_out_of_a_run_pauses_as_on_the_per_step_path(monkeypatch):
+    """``tests/fuzz_decode_run.py`` seed 2056: a request that ran in the step before a run and was left out of the
+    run's batch stayed RUNNING (the per-step path pauses the last step's batch at the next step's start), so at
+    ``stop_time`` its state differed (RUNNING for PAUSED); every other column was equal."""
+    wl = Workload(pl.DataFrame({
+        "request_id": np.arange(6, dtype=np.int64),
+        "prompt_tokens": np.array([2596, 2822, 2618, 592, 2483, 1700], dtype=np.int64),
+        "output_tokens": np.array([1921, 265, 1893, 1667, 1333, 1262], dtype=np.int64),
+        "arrival_time": [0.0, 0.688837, 0.703617, 1.500255, 1.506492, 1.663833],
+        "score": [0.794026, 0.254151, 0.318269, 0.453259, 0.958176, 0.668714],
+        "po_estimate": [159.0, 888.0, 1016.0, 612.0, 1518.0, 771.0],
+    }), "decode-run-left-out")
+    config = SimConfig(num_gpu_blocks=295, preemption="recompute", stop_time=19.636359686172327, record_steps=True)
+    _assert_same(wl, "class:tau=0.5", config, monkeypatch)

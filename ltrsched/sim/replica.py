@@ -395,6 +395,9 @@ class Replica:
                 if not run.steps:
                     no_run_live = None if run.retry else live
                 else:  # this step and the next ones ran: the last one's batch was this one, every member sampled
+                    if len(prev_batch):  # last step's members left out of the run pause, as at its first step
+                        state[prev_batch] = PAUSED
+                        state[plan.batch] = RUNNING
                     now = prev_end = run.now
                     prev_batch = plan.batch
                     prev_all_sampled = True
