@@ -30,6 +30,7 @@ import polars as pl  # noqa: E402
 from ltrsched.policies import make_policy  # noqa: E402
 from ltrsched.sim import SimConfig, simulate  # noqa: E402
 from ltrsched.workloads.schema import Workload  # noqa: E402
+from host_facts import cpu_model, load  # noqa: E402
 
 
 def one_token_burst(n: int) -> Workload:
@@ -38,21 +39,6 @@ def one_token_burst(n: int) -> Workload:
         "request_id": np.arange(n, dtype=np.int64), "prompt_tokens": np.full(n, 8, dtype=np.int64),
         "output_tokens": np.ones(n, dtype=np.int64), "arrival_time": np.zeros(n),
     }), f"one-token-burst-{n}")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def profiled(wl: Workload, spec: str, top: int) -> None:

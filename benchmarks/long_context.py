@@ -35,6 +35,7 @@ import polars as pl  # noqa: E402
 from ltrsched.policies import make_policy  # noqa: E402
 from ltrsched.sim import SimConfig, simulate  # noqa: E402
 from ltrsched.workloads.schema import Workload  # noqa: E402
+from host_facts import cpu_model, load  # noqa: E402
 
 PROMPT_TOKENS = (50_000, 120_000)
 OUTPUT_TOKENS = (8_000, 32_000)
@@ -57,21 +58,6 @@ def long_context(n: int, gap: float, seed: int) -> Workload:
 def config(num_gpu_blocks: int) -> SimConfig:
     """``a100-llama3-8b`` with ``num_gpu_blocks`` KV blocks (0: the profile's own, from the GPU's memory)."""
     return SimConfig(profile="a100-llama3-8b", num_gpu_blocks=num_gpu_blocks or None, max_model_len=MAX_MODEL_LEN)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def profiled(wl: Workload, spec: str, cfg: SimConfig, top: int) -> None:

@@ -13,21 +13,9 @@ import signal
 import pytest
 
 from cli_helpers import run_cli_fast
+from test_sweep_sigterm import sigterm_caught  # noqa: F401  (the fixture: the test's own SIGTERM handler)
 
 pytestmark = [pytest.mark.vllm, pytest.mark.usefixtures("vllm_scheduler_code")]
-
-
-@pytest.fixture
-def sigterm_caught():
-    """The SIGTERMs that reached the test's own handler (the one in place before the command)."""
-    caught: list[int] = []
-    before = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
-    before_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # (a background suite ignores SIGINT)
-    try:
-        yield caught
-    finally:
-        signal.signal(signal.SIGTERM, before)
-        signal.signal(signal.SIGINT, before_int)
 
 
 def _kill_at_step(monkeypatch, step: int, sig=signal.SIGTERM) -> list[int]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import polars as pl
 import pytest
 
 from cli_helpers import assert_one_line_error, run_cli_fast

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from contextlib import ExitStack, contextmanager
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
