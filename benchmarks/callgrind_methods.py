@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_simulator import callgrind_counter  # noqa: E402
 
 from ltrsched.policies import make_policy  # noqa: E402
+import ltrsched.sim.decode_run as decode_run  # noqa: E402
 from ltrsched.sim import SimConfig, simulate  # noqa: E402
 from ltrsched.workloads import apply_arrivals, load_workload  # noqa: E402
 
@@ -130,6 +131,7 @@ def main() -> None:
                     help="count instructions (run under callgrind with --callgrind-out-file=PREFIX.%%p)")
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]
+    decode_run.ENABLED = False  # (the per-step path's methods are measured: decode runs skip rank and on_step)
     wl = apply_arrivals(load_workload(args.workload, num_requests=args.num_requests, seed=0), "burst")
     config = SimConfig(profile=args.profile)
     simulate(wl, make_policy(args.policy), config)  # warm-up (imports, memoised step times)

@@ -7,6 +7,7 @@ import polars as pl
 
 from bench_modules import load_benchmark
 from ltrsched.policies import make_policy
+import ltrsched.sim.decode_run as decode_run
 from ltrsched.sim import SimConfig, simulate
 from ltrsched.workloads import Workload, apply_arrivals
 
@@ -19,6 +20,7 @@ def test_wrapped_methods_give_the_same_run_and_are_each_called(monkeypatch):
     """Each wrapper hands its method's return value back (a wrapper that returned its builtin's own value, such as
     ``sorted``'s list, changed the order MLFQ handed the host): the same finish times as the unwrapped policy."""
     bench = _bench(monkeypatch)
+    monkeypatch.setattr(decode_run, "ENABLED", False)  # (decode runs skip rank and on_step_ranks: counted a step each)
     rng = np.random.default_rng(5)
     n = 60
     wl = apply_arrivals(Workload(pl.DataFrame({"request_id": np.arange(n), "arrival_time": np.zeros(n),

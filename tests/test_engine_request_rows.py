@@ -22,9 +22,10 @@ def _trace(path, long_row: int, rows: int = 30):
 
 def test_context_refusal_names_the_row_of_a_sampled_file(tmp_path, capsys):
     w = _trace(tmp_path / "other.csv", long_row=21)
+    # (a file without ids numbers each request by its place in the file, before -n samples it: row 21 is request 20)
     r = run_cli_fast(capsys, "replay", "--emulate", "cpu-llama-tiny", "-w", w, "-n", "25", "--seed", "1")
     assert r.returncode == 2, r
-    assert r.stderr == (f"error: 1 request(s) exceed the engine's max_model_len 4096 tokens (first: request 24 in row 21 "
+    assert r.stderr == (f"error: 1 request(s) exceed the engine's max_model_len 4096 tokens (first: request 20 in row 21 "
                         f"of {w}, 30100 tokens): raise --max-model-len if the model takes longer contexts, or leave "
                         "them out\n"), r.stderr
 
