@@ -16,10 +16,8 @@ Pin it to one core (``taskset -c 0``) on a shared machine; the load average is p
 from __future__ import annotations
 
 import argparse
-import cProfile
 import os
 import platform
-import pstats
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core
@@ -31,6 +29,7 @@ from ltrsched.policies import make_policy  # noqa: E402
 from ltrsched.sim import SimConfig, simulate  # noqa: E402
 from ltrsched.workloads.schema import Workload  # noqa: E402
 from host_facts import cpu_model, load  # noqa: E402
+from step_profile import print_step_profile  # noqa: E402
 
 
 def one_token_burst(n: int) -> Workload:
@@ -42,21 +41,7 @@ def one_token_burst(n: int) -> Workload:
 
 
 def profiled(wl: Workload, spec: str, top: int) -> None:
-    prof = cProfile.Profile()
-    prof.enable()
-    r = simulate(wl, make_policy(spec), SimConfig())
-    prof.disable()
-    steps = r.summary["steps"]
-    stats = pstats.Stats(prof)
-    rows = []
-    for (file, line, func), (_, calls, tottime, cumtime, _) in stats.stats.items():
-        where = f"{os.path.relpath(file) if file.startswith(os.getcwd()) else os.path.basename(file)}:{line}({func})"
-        rows.append((tottime, cumtime, calls, where))
-    for title, key in (("own time (tottime)", 0), ("cumulative time (cumtime)", 1)):
-        print(f"  {spec} n={len(wl)}: {steps} steps, top {top} by {title} [us/step] (under cProfile)")
-        for row in sorted(rows, key=lambda x: -x[key])[:top]:
-            print(f"    {row[0] / steps * 1e6:9.1f} own {row[1] / steps * 1e6:9.1f} cum {row[2] / steps:8.2f} calls/step"
-                  f"  {row[3]}")
+    print_step_profile(lambda: simulate(wl, make_policy(spec), SimConfig()).summary["steps"], f"{spec} n={len(wl)}", top)
 
 
 def main() -> None:

@@ -21,10 +21,8 @@ own and the most cumulative time, in microseconds per step. The load average is 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import os
 import platform
-import pstats
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core
@@ -36,6 +34,7 @@ from ltrsched.policies import make_policy  # noqa: E402
 from ltrsched.sim import SimConfig, simulate  # noqa: E402
 from ltrsched.workloads.schema import Workload  # noqa: E402
 from host_facts import cpu_model, load  # noqa: E402
+from step_profile import print_step_profile  # noqa: E402
 
 PROMPT_TOKENS = (50_000, 120_000)
 OUTPUT_TOKENS = (8_000, 32_000)
@@ -61,20 +60,7 @@ def config(num_gpu_blocks: int) -> SimConfig:
 
 
 def profiled(wl: Workload, spec: str, cfg: SimConfig, top: int) -> None:
-    prof = cProfile.Profile()
-    prof.enable()
-    r = simulate(wl, make_policy(spec), cfg)
-    prof.disable()
-    steps = r.summary["steps"]
-    rows = []
-    for (file, line, func), (_, calls, tottime, cumtime, _) in pstats.Stats(prof).stats.items():
-        where = f"{os.path.relpath(file) if file.startswith(os.getcwd()) else os.path.basename(file)}:{line}({func})"
-        rows.append((tottime, cumtime, calls, where))
-    for title, key in (("own time (tottime)", 0), ("cumulative time (cumtime)", 1)):
-        print(f"  {spec}: {steps} steps, top {top} by {title} [us/step] (under cProfile)")
-        for row in sorted(rows, key=lambda x: -x[key])[:top]:
-            print(f"    {row[0] / steps * 1e6:9.1f} own {row[1] / steps * 1e6:9.1f} cum {row[2] / steps:8.3f} "
-                  f"calls/step  {row[3]}")
+    print_step_profile(lambda: simulate(wl, make_policy(spec), cfg).summary["steps"], spec, top)
 
 
 def main() -> None:
